@@ -90,7 +90,7 @@ class EIEConfig:
     max_rows_per_pe: int = 512
     bias_depth: int = 1024
     max_layers: int = 8
-    max_shift: int = 47
+    max_shift: int = 31
     queue_depth: int = field(default=8, compare=False)
 
     def __post_init__(self):
@@ -112,11 +112,11 @@ class EIEConfig:
             raise ConfigError(
                 f"ptr_depth must be even (the pointer SRAM is two banks, even and odd), "
                 f"not {self.ptr_depth}")
-        if self.mat_depth * self.entries_per_word > 2 ** self.ptr_bits:
+        if self.mat_depth * self.entries_per_word > 2 ** self.ptr_bits - 1:
             raise ConfigError(
                 f"mat_depth * entries_per_word = {self.mat_depth * self.entries_per_word} entries "
-                f"cannot be addressed by {self.ptr_bits}-bit pointers; raise ptr_bits to "
-                f"{(self.mat_depth * self.entries_per_word).bit_length()} or lower mat_depth")
+                f"(plus the end pointer) cannot be addressed by {self.ptr_bits}-bit pointers; raise "
+                f"ptr_bits to {(self.mat_depth * self.entries_per_word).bit_length()} or lower mat_depth")
 
     # --- derived widths -------------------------------------------------------------------------
 

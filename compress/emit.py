@@ -1,0 +1,152 @@
+"""Emission of per-PE SRAM images for a chosen PE array (``docs/image-format.md``).
+
+:func:`write_images` lays a :class:`~sim.network.QuantizedNetwork` out over the PEs of an
+:class:`~hw.config.EIEConfig`, checks that it fits, and writes the directory atomically:
+either the complete, verified directory appears at ``out_dir`` or nothing changes there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hw.config import ConfigError, EIEConfig
+from sim.image import FORMAT, VERSION, encode_layer, format_hex, load_images, pack_entries
+from sim.network import QuantizedNetwork, check_fits
+
+__all__ = ["build_images", "write_images", "FitError"]
+
+
+class FitError(ConfigError):
+    """The network does not fit the configured SRAMs."""
+
+
+def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats=None):
+    """Encode ``net`` for ``config``: returns ``{file name: bytes}`` including the manifest.
+
+    Raises
+    ------
+    ConfigError
+        A numeric constraint is violated (see :func:`sim.network.check_fits`).
+    FitError
+        The encoded network needs more SRAM than a PE has; the message gives needed vs
+        available per memory and what to change.
+    """
+    check_fits(net, config)
+    n = config.n_pe
+    entries_v = [[] for _ in range(n)]
+    entries_z = [[] for _ in range(n)]
+    ptrs = [[] for _ in range(n)]
+    biases = [[] for _ in range(n)]
+    offset = np.zeros(n, dtype=np.int64)
+    layer_table = []
+    ptr_base = bias_base = 0
+    for l, layer in enumerate(net.layers):
+        enc = encode_layer(layer.index, config)
+        stride = config.rows_per_pe(layer.n_out)
+        for p, e in enumerate(enc):
+            ptrs[p].append(e.ptr + offset[p])
+            entries_v[p].append(e.v)
+            entries_z[p].append(e.z)
+            offset[p] += e.v.size
+            b = np.zeros(stride, dtype=np.int64)
+            mine = np.asarray(layer.bias, dtype=np.int64)[p::n]
+            b[:mine.size] = mine
+            biases[p].append(b)
+        per_pe = [int(e.v.size) for e in enc]
+        layer_table.append({
+            "name": layer.name, "n_in": layer.n_in, "n_out": layer.n_out, "relu": bool(layer.relu),
+            "shift": int(layer.shift), "in_frac_bits": int(layer.in_frac_bits),
+            "w_frac_bits": int(layer.w_frac_bits), "out_frac_bits": int(layer.out_frac_bits),
+            "ptr_base": ptr_base, "bias_base": bias_base, "nnz": layer.nnz,
+            "entries": sum(per_pe), "entries_per_pe": per_pe,
+        })
+        ptr_base += layer.n_in + 1
+        bias_base += stride
+
+    _check_capacity(config, int(offset.max()), ptr_base, bias_base, offset)
+
+    files = {}
+    cb = np.concatenate([np.asarray(layer.codebook, dtype=np.int64) for layer in net.layers])
+    files["codebook.hex"] = (format_hex(cb, config.act_bits), config.act_bits, cb.size)
+    for p in range(n):
+        ptr = np.concatenate(ptrs[p])
+        words = pack_entries(np.concatenate(entries_v[p]), np.concatenate(entries_z[p]), config)
+        bias = np.concatenate(biases[p])
+        files[f"pe{p:03d}.ptr.hex"] = (format_hex(ptr, config.ptr_bits), config.ptr_bits, ptr.size)
+        files[f"pe{p:03d}.mat.hex"] = (format_hex(words, config.word_bits), config.word_bits, len(words))
+        files[f"pe{p:03d}.bias.hex"] = (format_hex(bias, config.acc_bits), config.acc_bits, bias.size)
+
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config.to_dict(),
+        "config_hash": config.config_hash(),
+        "input_frac_bits": int(net.input_frac_bits),
+        "layers": layer_table,
+        "files": {name: {"width": w, "depth": int(d), "sha256": hashlib.sha256(data).hexdigest()}
+                  for name, (data, w, d) in files.items()},
+        "source": source or {},
+        "stats": stats or {},
+    }
+    out = {name: data for name, (data, _, _) in files.items()}
+    out["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return out
+
+
+def _check_capacity(config, entries, ptrs, biases, per_pe_entries):
+    words = -(-entries // config.entries_per_word)
+    problems = []
+    if words > config.mat_depth:
+        busiest = int(np.argmax(per_pe_entries))
+        problems.append(f"sparse-matrix SRAM needs {words} words in PE {busiest} but mat_depth="
+                        f"{config.mat_depth}: raise mat_depth to {words}, add PEs or prune harder")
+    if ptrs > config.ptr_depth:
+        problems.append(f"pointer SRAM needs {ptrs} entries per PE but ptr_depth={config.ptr_depth}: "
+                        f"raise ptr_depth to {ptrs + ptrs % 2}")
+    if biases > config.bias_depth:
+        problems.append(f"bias SRAM needs {biases} entries per PE but bias_depth={config.bias_depth}: "
+                        f"raise bias_depth to {biases} or add PEs")
+    if entries > 2 ** config.ptr_bits - 1:
+        problems.append(f"{entries} entries in one PE overflow {config.ptr_bits}-bit pointers: "
+                        f"raise ptr_bits or add PEs")
+    if problems:
+        raise FitError("the model does not fit: " + "; ".join(problems))
+
+
+def write_images(net: QuantizedNetwork, config: EIEConfig, out_dir, *, source=None, stats=None) -> Path:
+    """Encode ``net`` and write the image directory ``out_dir`` atomically.
+
+    The files are written to a temporary sibling directory, verified with
+    :func:`sim.image.load_images`, then renamed into place. An existing image directory at
+    ``out_dir`` is replaced; any other existing path is refused.
+    """
+    out = Path(out_dir)
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "manifest.json").is_file())):
+        raise FileExistsError(f"{out} exists and is not an image directory; choose another --out "
+                              f"or remove it")
+    contents = build_images(net, config, source=source, stats=stats)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, data in sorted(contents.items()):
+            (tmp / name).write_bytes(data)
+        os.chmod(tmp, 0o755)
+        load_images(tmp, expect_config=config)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "images")
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
