@@ -27,7 +27,7 @@ class FitError(ConfigError):
     """The network does not fit the configured SRAMs."""
 
 
-def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats=None):
+def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats=None, reference=None):
     """Encode ``net`` for ``config``: returns ``{file name: bytes}`` including the manifest.
 
     Raises
@@ -94,6 +94,7 @@ def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats
                   for name, (data, w, d) in files.items()},
         "source": source or {},
         "stats": stats or {},
+        "reference": reference or {},
     }
     out = {name: data for name, (data, _, _) in files.items()}
     out["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
@@ -120,7 +121,8 @@ def _check_capacity(config, entries, ptrs, biases, per_pe_entries):
         raise FitError("the model does not fit: " + "; ".join(problems))
 
 
-def write_images(net: QuantizedNetwork, config: EIEConfig, out_dir, *, source=None, stats=None) -> Path:
+def write_images(net: QuantizedNetwork, config: EIEConfig, out_dir, *, source=None, stats=None,
+                 reference=None) -> Path:
     """Encode ``net`` and write the image directory ``out_dir`` atomically.
 
     The files are written to a temporary sibling directory, verified with
@@ -131,7 +133,7 @@ def write_images(net: QuantizedNetwork, config: EIEConfig, out_dir, *, source=No
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "manifest.json").is_file())):
         raise FileExistsError(f"{out} exists and is not an image directory; choose another --out "
                               f"or remove it")
-    contents = build_images(net, config, source=source, stats=stats)
+    contents = build_images(net, config, source=source, stats=stats, reference=reference)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
