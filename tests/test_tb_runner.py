@@ -1,0 +1,56 @@
+"""The cocotb runner's own checks on a tiny counter: builds are cached, passing tests pass,
+failing tests, missing modules and unknown test names fail."""
+
+import time
+
+import pytest
+
+from tb.runner import CocotbFailure, build_verilog, run_cocotb
+from tb.selftest_counter import counter_verilog
+
+pytestmark = pytest.mark.rtl
+
+MODULE = "tb.selftest_counter"
+
+
+@pytest.fixture(scope="module")
+def counter_build():
+    return build_verilog(counter_verilog(), "counter")
+
+
+def test_build_is_cached(counter_build):
+    t0 = time.monotonic()
+    again = build_verilog(counter_verilog(), "counter")
+    assert again.build_dir == counter_build.build_dir
+    assert again.seconds == 0.0
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_different_verilog_gets_its_own_build(counter_build):
+    other = build_verilog(counter_verilog(width=4), "counter")
+    assert other.build_dir != counter_build.build_dir
+
+
+def test_passing_tests_pass(counter_build):
+    result = run_cocotb(counter_build, MODULE)
+    assert len(result.passed) == 2, result.passed
+
+
+def test_fault_switch_makes_the_run_fail(counter_build):
+    with pytest.raises(CocotbFailure, match=r"2 of 2 cocotb test\(s\) failed: counts_enabled_cycles"):
+        run_cocotb(counter_build, MODULE, extra_env={"EIE_INJECT_FAULT": "1"})
+
+
+def test_missing_module_fails(counter_build):
+    with pytest.raises(CocotbFailure, match=r"'tb\.no_such_module' cannot be imported"):
+        run_cocotb(counter_build, "tb.no_such_module")
+
+
+def test_unknown_testcase_fails(counter_build):
+    with pytest.raises(CocotbFailure, match="no cocotb test ran"):
+        run_cocotb(counter_build, MODULE, testcase="no_such_test")
+
+
+def test_missing_verilog_fails(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"Verilog source .*nothing\.v does not exist"):
+        build_verilog(tmp_path / "nothing.v", "nothing")
