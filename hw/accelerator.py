@@ -1,0 +1,341 @@
+"""The EIE accelerator: central control unit, LNZD tree and the PE array (EIE section III)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.config import EIEConfig
+from hw.io_map import (CONTROL_N_LAYERS, LAYER_STRIDE, LayerField, Space, cfg_layout)
+from hw.layouts import Widths, activation_layout, layer_layout
+from hw.lnzd import LeadingNonZeroDetector
+from hw.pe import ProcessingElement, check_images
+
+__all__ = ["EIEAccelerator"]
+
+OUTPUT_FIFO_DEPTH = 3
+
+_FIELD_NAMES = {
+    LayerField.N_IN: "n_in", LayerField.N_OUT: "n_out", LayerField.PTR_BASE: "ptr_base",
+    LayerField.BIAS_BASE: "bias_base", LayerField.SHIFT: "shift", LayerField.RELU: "relu",
+}
+
+
+class EIEAccelerator(wiring.Component):
+    """An EIE PE array that runs a whole compressed network, layer after layer, on chip.
+
+    **Modes.** *I/O mode* (idle): ``cfg`` writes the pointer, sparse-matrix and bias SRAMs of
+    every PE, the codebook SRAM, the layer table and the number of layers (address map:
+    :mod:`hw.io_map`); ``i`` accepts the input vector. *Computing mode* starts when the last
+    input element is accepted and runs every layer back to back; the activations stay in the
+    PEs' register files (ping-pong). Finally the last layer's outputs leave on ``o`` and the
+    accelerator is idle again, images still loaded.
+
+    **A layer.** (1) Set-up: the layer-table row is latched and the layer's codebook is copied
+    from the codebook SRAM into the shared codebook registers (``2^weight_bits + 1`` cycles).
+    (2) Compute: every PE scans its source register file; the LNZD quadtree picks one non-zero
+    activation per cycle (lowest PE first) into the broadcast register, which writes it into all
+    activation queues at once and stalls only while any queue is full; zero activations cost no
+    broadcast cycle. The layer ends when all scans are done, the broadcast register is empty
+    and no PE is busy. (3) Write-back: each PE requantises its rows (one per cycle) into its
+    destination register file and clears its accumulators. (4) Swap source and destination.
+
+    After reset the control clears every accumulator (``max_rows_per_pe`` cycles); ``cfg`` and
+    ``i`` are not ready meanwhile.
+
+    Ports (Verilog names of ``amaranth.back.verilog.convert(EIEAccelerator(...))``)
+    -------------------------------------------------------------------------------
+    ``clk``, ``rst``
+        The ``sync`` domain; ``rst`` is synchronous, active high.
+    ``cfg__valid``, ``cfg__ready``, ``cfg__payload[CFG_W-1:0]``
+        I/O writes (layout in :mod:`hw.io_map`: space ``[2:0]``, pe ``[10:3]``, addr
+        ``[10+ADDR_W:11]``, data above it). ``cfg__ready`` is high only while idle. Writes to
+        addresses outside a space, or to a PE that does not exist, are ignored.
+    ``i__valid``, ``i__ready``, ``i__payload[act_bits-1:0]``
+        Input elements ``j = 0 .. n_in(0)-1`` of layer 0, in order. While idle, an input is
+        accepted only when no ``cfg`` write is offered or pending (so a table write is always
+        seen by the next input vector) and the number of layers is non-zero.
+    ``o__valid``, ``o__ready``, ``o__payload[act_bits-1:0]``
+        Outputs ``0 .. n_out-1`` of the last layer, in order, with back-pressure.
+    ``busy``
+        High from the cycle after the first input element is accepted to the cycle of the last
+        output handshake (inclusive).
+    ``layer[LAYER_W-1:0]``
+        The layer being computed (0 while idle).
+    ``done``
+        One-cycle pulse in the cycle after the last output handshake.
+
+    Parameters
+    ----------
+    config : EIEConfig
+    images : sim.image.Images, optional
+        Initialise every SRAM, the layer table and the number of layers from the images
+        (bitstream mode). They must be made for ``config``.
+
+    Attributes
+    ----------
+    cfg : In(stream.Signature(cfg_layout(config)))
+    i : In(stream.Signature(signed(act_bits)))
+    o : Out(stream.Signature(signed(act_bits)))
+    busy, done : Out(1)
+    layer : Out(range(max_layers))
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an :class:`EIEConfig`.
+    ValueError
+        ``images`` were made for another configuration (the message names both hashes).
+    """
+
+    def __init__(self, *, config, images=None):
+        if not isinstance(config, EIEConfig):
+            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        check_images(config, images)
+        self._config = config
+        self._images = images
+        act = signed(config.act_bits)
+        super().__init__({
+            "cfg": In(stream.Signature(cfg_layout(config))),
+            "i": In(stream.Signature(act)),
+            "o": Out(stream.Signature(act)),
+            "busy": Out(1),
+            "layer": Out(Widths(config).layer),
+            "done": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        w = Widths(c)
+        img = self._images
+        n_pe = c.n_pe
+        cb_size = c.codebook_size
+
+        pes = [ProcessingElement(config=c, pe_index=p, images=img) for p in range(n_pe)]
+        for p, pe in enumerate(pes):
+            m.submodules[f"pe{p}"] = pe
+        m.submodules.lnzd = lnzd = LeadingNonZeroDetector(
+            n_inputs=n_pe, act_bits=c.act_bits, index_width=w.act_index)
+        for p, pe in enumerate(pes):
+            wiring.connect(m, pe.cand, lnzd.i[p])
+        any_busy = Signal()
+        all_scanned = Signal()
+        all_ready = Signal()
+        m.d.comb += [
+            any_busy.eq(Cat(pe.busy for pe in pes).any()),
+            all_scanned.eq(Cat(pe.scan_done for pe in pes).all()),
+            all_ready.eq(Cat(pe.act.ready for pe in pes).all()),
+        ]
+
+        # --- I/O mode: registered cfg writes -----------------------------------------------
+        cfg_valid = Signal()
+        cfg = Signal(cfg_layout(c))
+        m.d.sync += [cfg_valid.eq(self.cfg.valid & self.cfg.ready), cfg.eq(self.cfg.payload)]
+
+        def write_to(space, depth):
+            return cfg_valid & (cfg.space == space) & (cfg.addr < depth)
+
+        for p, pe in enumerate(pes):
+            this_pe = cfg.pe == p
+            for port, space, depth in ((pe.ptr_w, Space.PTR, c.ptr_depth),
+                                       (pe.mat_w, Space.MAT, c.mat_depth),
+                                       (pe.bias_w, Space.BIAS, c.bias_depth)):
+                m.d.comb += [port.en.eq(write_to(space, depth) & this_pe),
+                             port.addr.eq(cfg.addr), port.data.eq(cfg.data)]
+
+        # Codebook SRAM and the shared codebook registers of the active layer.
+        m.submodules.codebook = cb_mem = Memory(
+            shape=signed(c.act_bits), depth=c.max_layers * cb_size,
+            init=[] if img is None else [int(x) for x in img.codebook.reshape(-1)])
+        cb_wr = cb_mem.write_port()
+        cb_rd = cb_mem.read_port()
+        m.d.comb += [cb_wr.en.eq(write_to(Space.CODEBOOK, c.max_layers * cb_size)),
+                     cb_wr.addr.eq(cfg.addr), cb_wr.data.eq(cfg.data)]
+        codebook = Signal(data.ArrayLayout(signed(c.act_bits), cb_size))
+        for pe in pes:
+            m.d.comb += pe.codebook.eq(codebook)
+
+        # Layer table: one small SRAM per field, read at the current layer; ``current`` holds
+        # the active layer's row, latched at set-up.
+        layer_idx = Signal(w.layer)
+        current = Signal(layer_layout(c))
+        select = Signal()
+        table = Signal(layer_layout(c))
+        table_layout = layer_layout(c)
+        field_bits = LAYER_STRIDE.bit_length() - 1
+        table_write = cfg_valid & (cfg.space == Space.LAYER) & \
+            (cfg.addr[field_bits:] < c.max_layers)
+        for field, name in _FIELD_NAMES.items():
+            width = table_layout[name].width
+            init = [] if img is None else [int(getattr(info, name)) for info in img.layers]
+            mem = Memory(shape=width, depth=c.max_layers, init=init)
+            m.submodules[f"table_{name}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(transparent_for=(wr,))
+            m.d.comb += [
+                wr.en.eq(table_write & (cfg.addr[:field_bits] == field)),
+                wr.addr.eq(cfg.addr[field_bits:]), wr.data.eq(cfg.data),
+                rd.addr.eq(layer_idx),
+                getattr(table, name).eq(rd.data),
+            ]
+        n_layers = Signal(w.n_layers, reset_less=True,
+                          init=0 if img is None else len(img.layers))
+        with m.If(cfg_valid & (cfg.space == Space.CONTROL) & (cfg.addr == CONTROL_N_LAYERS)):
+            m.d.sync += n_layers.eq(cfg.data)
+
+        # --- input loading: element j goes to PE j % n_pe, local address j // n_pe -------
+        in_pe = Signal(range(n_pe))
+        in_addr = Signal(w.row)
+        in_count = Signal(w.count)
+        load_en = Signal()
+        load_pe = Signal(range(n_pe))
+        load = Signal(data.StructLayout({"addr": w.row, "data": signed(c.act_bits)}))
+        m.d.sync += [load_en.eq(self.i.valid & self.i.ready), load_pe.eq(in_pe),
+                     load.addr.eq(in_addr), load.data.eq(self.i.payload)]
+        for p, pe in enumerate(pes):
+            m.d.comb += [pe.load.en.eq(load_en & (load_pe == p)),
+                         pe.load.addr.eq(load.addr), pe.load.data.eq(load.data)]
+        input_last = Signal()
+        m.d.comb += input_last.eq(in_count == table.n_in - 1)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += in_count.eq(in_count + 1)
+            if n_pe == 1:
+                m.d.sync += in_addr.eq(in_addr + 1)
+            else:
+                with m.If(in_pe == n_pe - 1):
+                    m.d.sync += [in_pe.eq(0), in_addr.eq(in_addr + 1)]
+                with m.Else():
+                    m.d.sync += in_pe.eq(in_pe + 1)
+
+        # --- broadcast register between the LNZD and the activation queues ---------------
+        bcast_valid = Signal()
+        bcast = Signal(activation_layout(c.act_bits, w.act_index))
+        computing = Signal()
+        m.d.comb += lnzd.o.ready.eq(computing & (~bcast_valid | all_ready))
+        with m.If(lnzd.o.valid & lnzd.o.ready):
+            m.d.sync += [bcast_valid.eq(1), bcast.eq(lnzd.o.payload)]
+        with m.Elif(all_ready):
+            m.d.sync += bcast_valid.eq(0)
+        for pe in pes:
+            m.d.comb += [pe.act.valid.eq(bcast_valid & all_ready), pe.act.payload.eq(bcast)]
+
+        # --- output: read the source register files in global order ----------------------
+        m.submodules.out_fifo = out_fifo = SyncFIFO(width=c.act_bits, depth=OUTPUT_FIFO_DEPTH)
+        out_count = Signal(w.count)
+        out_pe = Signal(range(n_pe))
+        out_addr = Signal(w.row)
+        out_issue = Signal()
+        out_flight = Signal()
+        out_flight_pe = Signal(range(n_pe))
+        popped = Signal(w.count)
+        outputting = Signal()
+        m.d.comb += out_issue.eq(outputting & (out_count < current.n_out)
+                                 & (out_fifo.level + out_flight < OUTPUT_FIFO_DEPTH))
+        m.d.sync += [out_flight.eq(out_issue), out_flight_pe.eq(out_pe)]
+        for pe in pes:
+            m.d.comb += pe.out_addr.eq(out_addr)
+        m.d.comb += [
+            out_fifo.w_en.eq(out_flight),
+            out_fifo.w_data.eq(Array(pe.out_data for pe in pes)[out_flight_pe]),
+            self.o.valid.eq(out_fifo.r_rdy),
+            self.o.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o.ready),
+        ]
+        with m.If(out_issue):
+            m.d.sync += out_count.eq(out_count + 1)
+            if n_pe == 1:
+                m.d.sync += out_addr.eq(out_addr + 1)
+            else:
+                with m.If(out_pe == n_pe - 1):
+                    m.d.sync += [out_pe.eq(0), out_addr.eq(out_addr + 1)]
+                with m.Else():
+                    m.d.sync += out_pe.eq(out_pe + 1)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += popped.eq(popped + 1)
+
+        # --- central control ----------------------------------------------------------------
+        setup_k = Signal(range(cb_size + 1))
+        done = Signal()
+        m.d.sync += done.eq(0)
+        for pe in pes:
+            m.d.comb += [pe.layer.eq(current), pe.select.eq(select)]
+        m.d.comb += [self.layer.eq(layer_idx), self.done.eq(done),
+                     cb_rd.addr.eq(Cat(setup_k[:c.weight_bits], layer_idx))]
+
+        def start_idle():
+            m.d.sync += [layer_idx.eq(0), in_count.eq(0), in_pe.eq(0), in_addr.eq(0),
+                         out_count.eq(0), out_pe.eq(0), out_addr.eq(0), popped.eq(0)]
+
+        with m.FSM(name="control"):
+            with m.State("CLEAR_START"):
+                for pe in pes:
+                    m.d.comb += [pe.wb_start.eq(1), pe.wb_clear_only.eq(1)]
+                m.next = "CLEAR_WAIT"
+            with m.State("CLEAR_WAIT"):
+                with m.If(~any_busy):
+                    start_idle()
+                    m.next = "IDLE"
+            with m.State("IDLE"):
+                m.d.comb += [
+                    self.cfg.ready.eq(1),
+                    self.i.ready.eq((n_layers != 0) & ~self.cfg.valid & ~cfg_valid),
+                ]
+                with m.If(self.i.valid & self.i.ready):
+                    m.d.sync += setup_k.eq(0)
+                    with m.If(input_last):
+                        m.next = "SETUP"
+                    with m.Else():
+                        m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [self.busy.eq(1), self.i.ready.eq(1)]
+                with m.If(self.i.valid & input_last):
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += setup_k.eq(setup_k + 1)
+                with m.If(setup_k != 0):
+                    m.d.sync += codebook.eq(Cat(codebook.as_value()[c.act_bits:], cb_rd.data))
+                with m.If(setup_k == cb_size):
+                    m.d.sync += current.eq(table)
+                    m.next = "SCAN_START"
+            with m.State("SCAN_START"):
+                m.d.comb += self.busy.eq(1)
+                for pe in pes:
+                    m.d.comb += pe.scan_start.eq(1)
+                m.next = "COMPUTE"
+            with m.State("COMPUTE"):
+                m.d.comb += [self.busy.eq(1), computing.eq(1)]
+                with m.If(all_scanned & ~bcast_valid & ~any_busy):
+                    m.next = "WB_START"
+            with m.State("WB_START"):
+                m.d.comb += self.busy.eq(1)
+                for pe in pes:
+                    m.d.comb += pe.wb_start.eq(1)
+                m.next = "WB_WAIT"
+            with m.State("WB_WAIT"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~any_busy):
+                    m.d.sync += select.eq(~select)
+                    with m.If(layer_idx + 1 < n_layers):
+                        m.d.sync += [layer_idx.eq(layer_idx + 1), setup_k.eq(0)]
+                        m.next = "SETUP"
+                    with m.Else():
+                        m.next = "OUTPUT"
+            with m.State("OUTPUT"):
+                m.d.comb += [
+                    self.busy.eq(1),
+                    outputting.eq(1),
+                ]
+                with m.If(self.o.valid & self.o.ready & (popped == current.n_out - 1)):
+                    m.d.sync += done.eq(1)
+                    start_idle()
+                    m.next = "IDLE"
+        return m

@@ -1,0 +1,175 @@
+"""The activation read/write unit of a PE (EIE section III-B)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.config import EIEConfig
+from hw.layouts import Widths, WritePortSignature, activation_layout
+from hw.pointer_read import check_init
+
+__all__ = ["ActivationReadWriteUnit"]
+
+CANDIDATE_DEPTH = 3
+
+
+class ActivationReadWriteUnit(wiring.Component):
+    """Source and destination activation register files, the source scanner and the biases.
+
+    Two memories of ``max_rows_per_pe`` activations (synchronous read) swap roles between
+    layers (ping-pong): ``select`` names the source; the other one is the destination.
+
+    **Scanner.** ``scan_start`` starts a sequential scan of the source: local address
+    ``k = 0, 1, ...`` holds global activation ``j = k·n_pe + pe_index``, and the scan stops
+    at ``j >= n_in``. Non-zero activations enter a ``CANDIDATE_DEPTH``-entry FIFO offered to
+    the leading non-zero detector on ``cand`` as ``(value, j)``; zeros are dropped, so they cost
+    the broadcast nothing. A read is issued only while the FIFO has room for it and for the
+    read in flight, so the scanner delivers one candidate per cycle while granted every cycle.
+    ``scan_done`` is high once the scan has finished and every candidate was taken (also before
+    the first ``scan_start``). ``n_in`` must be stable while scanning.
+
+    **Other ports.** ``load`` writes input activations into the source (I/O mode); ``dst``
+    writes results into the destination (write-back); ``out_addr`` reads the source (result of
+    the last layer after the swap) with ``out_data`` valid one cycle later, while the scanner
+    is idle; ``bias_w`` writes and ``bias_addr`` reads (``bias_data`` one cycle later) the bias
+    SRAM (``bias_depth`` × ``acc_bits``).
+
+    Parameters
+    ----------
+    config : EIEConfig
+    pe_index : int
+        This PE's number, ``0 .. n_pe-1``.
+    bias_init : list of int, optional
+        Initial bias memory contents (signed), for bitstreams.
+
+    Attributes
+    ----------
+    select : In(1)
+    scan_start : In(1)
+    n_in : In(range(max_width + 1))
+    cand : Out(stream.Signature(activation_layout))
+    scan_done : Out(1)
+    load, dst : In(WritePortSignature(row, signed(act_bits)))
+    out_addr : In(row)
+    out_data : Out(signed(act_bits))
+    bias_w : In(WritePortSignature(bias address, signed(acc_bits)))
+    bias_addr : In(bias address)
+    bias_data : Out(signed(acc_bits))
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an :class:`EIEConfig` or ``pe_index`` not an integer.
+    ValueError
+        ``pe_index`` is outside ``0 .. n_pe-1`` or ``bias_init`` does not fit.
+    """
+
+    def __init__(self, *, config, pe_index, bias_init=None):
+        if not isinstance(config, EIEConfig):
+            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        if not isinstance(pe_index, int) or isinstance(pe_index, bool):
+            raise TypeError(f"pe_index must be an integer, not {pe_index!r}")
+        if not 0 <= pe_index < config.n_pe:
+            raise ValueError(f"pe_index must be in 0..{config.n_pe - 1}, not {pe_index}")
+        self._bias_init = check_init("bias init", bias_init, config.bias_depth, config.acc_bits,
+                                     signed=True)
+        self._config = config
+        self._pe_index = pe_index
+        w = Widths(config)
+        self._layout = activation_layout(config.act_bits, w.act_index)
+        act = signed(config.act_bits)
+        super().__init__({
+            "select": In(1),
+            "scan_start": In(1),
+            "n_in": In(w.count),
+            "cand": Out(stream.Signature(self._layout)),
+            "scan_done": Out(1),
+            "load": In(WritePortSignature(w.row, act)),
+            "dst": In(WritePortSignature(w.row, act)),
+            "out_addr": In(w.row),
+            "out_data": Out(act),
+            "bias_w": In(WritePortSignature(w.bias_addr, signed(config.acc_bits))),
+            "bias_addr": In(w.bias_addr),
+            "bias_data": Out(signed(config.acc_bits)),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def pe_index(self):
+        return self._pe_index
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        w = Widths(c)
+
+        # Scanner state.
+        active = Signal()
+        j = Signal(w.scan)
+        k = Signal(w.row + 1)
+        in_flight = Signal()
+        flight_j = Signal(w.act_index)
+        m.submodules.cands = cands = SyncFIFO(width=self._layout.size, depth=CANDIDATE_DEPTH)
+        issue = Signal()
+        m.d.comb += issue.eq(active & (cands.level + in_flight < CANDIDATE_DEPTH))
+        m.d.sync += [in_flight.eq(issue), flight_j.eq(j)]
+        with m.If(self.scan_start):
+            m.d.sync += [active.eq(self._pe_index < self.n_in), j.eq(self._pe_index), k.eq(0)]
+        with m.Elif(issue):
+            m.d.sync += [active.eq(j + c.n_pe < self.n_in), j.eq(j + c.n_pe), k.eq(k + 1)]
+
+        # The two register files; ``select`` is the source.
+        read_addr = Signal(w.row)
+        m.d.comb += read_addr.eq(Mux(active, k, self.out_addr))
+        source_data = Signal(signed(c.act_bits))
+        reads = []
+        for n in range(2):
+            mem = Memory(shape=signed(c.act_bits), depth=c.max_rows_per_pe, init=[])
+            m.submodules[f"regfile{n}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port()
+            is_source = self.select == n
+            m.d.comb += [
+                wr.en.eq(Mux(is_source, self.load.en, self.dst.en)),
+                wr.addr.eq(Mux(is_source, self.load.addr, self.dst.addr)),
+                wr.data.eq(Mux(is_source, self.load.data, self.dst.data)),
+                rd.addr.eq(read_addr),
+            ]
+            reads.append(rd.data)
+        m.d.comb += [
+            source_data.eq(Mux(self.select, reads[1], reads[0])),
+            self.out_data.eq(source_data),
+        ]
+
+        # Candidates: non-zero activations only.
+        cand_in = Signal(self._layout)
+        m.d.comb += [
+            cand_in.value.eq(source_data),
+            cand_in.index.eq(flight_j),
+            cands.w_data.eq(cand_in),
+            cands.w_en.eq(in_flight & (source_data != 0)),
+            self.cand.payload.eq(cands.r_data),
+            self.cand.valid.eq(cands.r_rdy),
+            cands.r_en.eq(self.cand.ready),
+            self.scan_done.eq(~active & ~in_flight & (cands.level == 0)),
+        ]
+
+        # Biases.
+        m.submodules.bias = bias = Memory(shape=signed(c.acc_bits), depth=c.bias_depth,
+                                          init=self._bias_init)
+        bias_wr = bias.write_port()
+        bias_rd = bias.read_port()
+        m.d.comb += [
+            bias_wr.en.eq(self.bias_w.en), bias_wr.addr.eq(self.bias_w.addr),
+            bias_wr.data.eq(self.bias_w.data),
+            bias_rd.addr.eq(self.bias_addr),
+            self.bias_data.eq(bias_rd.data),
+        ]
+        return m

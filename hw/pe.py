@@ -1,0 +1,224 @@
+"""One EIE processing element (EIE section III-B, figure 4)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.activation_queue import ActivationQueue
+from hw.activation_rw import ActivationReadWriteUnit
+from hw.arithmetic_unit import ArithmeticUnit
+from hw.config import EIEConfig
+from hw.layouts import Widths, WritePortSignature, activation_layout, layer_layout
+from hw.pointer_read import PointerReadUnit
+from hw.requantize import Requantizer
+from hw.sparse_matrix_read import SparseMatrixReadUnit
+
+__all__ = ["ProcessingElement", "check_images"]
+
+
+def check_images(config, images):
+    """Refuse images made for another configuration (ValueError naming both hashes)."""
+    if images is None:
+        return
+    theirs, ours = images.config.config_hash(), config.config_hash()
+    if theirs != ours:
+        raise ValueError(f"images were made for configuration {theirs} but the hardware "
+                         f"configuration is {ours}")
+
+
+def delay(m, value, cycles, name):
+    """``value`` delayed by ``cycles`` registers (``cycles >= 0``)."""
+    for n in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{n + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+class ProcessingElement(wiring.Component):
+    """An EIE PE: activation queue → pointer read → sparse-matrix read → arithmetic unit, and the
+    activation read/write unit with the requantiser on the write-back path.
+
+    **Compute.** Broadcast activations ``(a_j, j)`` enter the queue (``act``; back-pressure
+    when full). Each is looked up in the pointer SRAM; a non-empty column becomes a job whose
+    entries stream into the arithmetic unit at one MAC per cycle while the queue is non-empty
+    (no bubbles between columns, empty columns cost no MAC slot). Meanwhile the source scanner
+    offers this PE's non-zero activations of the layer on ``cand``.
+
+    **Write-back** (``wb_start``, after ``busy`` fell): local rows ``r = 0, 1, ...`` with global
+    row ``r·n_pe + pe_index < n_out`` are cleared through the arithmetic unit; each cleared
+    accumulator meets its bias (``bias_base + r``) in the requantiser and the result is written
+    to the destination register file at ``r``. One row per cycle; the last write lands
+    ``ArithmeticUnit.CLEAR_LATENCY + Requantizer.LATENCY + 1`` cycles after the last row is
+    issued. With ``wb_clear_only`` the sweep covers all ``max_rows_per_pe`` rows and writes
+    nothing (used after reset).
+
+    Parameters
+    ----------
+    config : EIEConfig
+    pe_index : int
+        ``0 .. n_pe-1``; the PE holds rows ``i`` with ``i % n_pe == pe_index``.
+    images : sim.image.Images, optional
+        Initialise this PE's pointer, sparse-matrix and bias memories from the images.
+
+    Attributes
+    ----------
+    act : In(stream.Signature(activation_layout))
+        Broadcast activations into the queue.
+    cand : Out(stream.Signature(activation_layout))
+        This PE's non-zero source activations, for the leading non-zero detector.
+    codebook : In(data.ArrayLayout(signed(act_bits), 2**weight_bits))
+        The active layer's codebook.
+    layer : In(layer_layout)
+        The active layer's parameters; stable during a layer.
+    select : In(1)
+        Which register file is the source.
+    scan_start, wb_start, wb_clear_only : In(1)
+        Start the source scan / the write-back (pulses; ``wb_clear_only`` sampled with
+        ``wb_start``).
+    ptr_w, mat_w, bias_w, load : In(WritePortSignature)
+        I/O-mode writes: pointer entry, sparse-matrix word, bias, input activation (into the
+        source register file at local address ``addr``).
+    out_addr : In(row)
+        Source register file read address; ``out_data`` one cycle later.
+    out_data : Out(signed(act_bits))
+    scan_done : Out(1)
+        The scan has finished and every candidate was taken.
+    busy : Out(1)
+        The queue is non-empty, or a job, entry, MAC or write-back is in flight.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an :class:`EIEConfig` or ``pe_index`` not an integer.
+    ValueError
+        ``pe_index`` out of range, or images made for another configuration.
+    """
+
+    def __init__(self, *, config, pe_index, images=None):
+        if not isinstance(config, EIEConfig):
+            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        if not isinstance(pe_index, int) or isinstance(pe_index, bool):
+            raise TypeError(f"pe_index must be an integer, not {pe_index!r}")
+        if not 0 <= pe_index < config.n_pe:
+            raise ValueError(f"pe_index must be in 0..{config.n_pe - 1}, not {pe_index}")
+        check_images(config, images)
+        self._config = config
+        self._pe_index = pe_index
+        self._images = images
+        w = Widths(config)
+        act_layout = activation_layout(config.act_bits, w.act_index)
+        act = signed(config.act_bits)
+        super().__init__({
+            "act": In(stream.Signature(act_layout)),
+            "cand": Out(stream.Signature(act_layout)),
+            "codebook": In(data.ArrayLayout(act, config.codebook_size)),
+            "layer": In(layer_layout(config)),
+            "select": In(1),
+            "scan_start": In(1),
+            "wb_start": In(1),
+            "wb_clear_only": In(1),
+            "ptr_w": In(WritePortSignature(w.ptr_addr, config.ptr_bits)),
+            "mat_w": In(WritePortSignature(w.mat_addr, config.word_bits)),
+            "bias_w": In(WritePortSignature(w.bias_addr, signed(config.acc_bits))),
+            "load": In(WritePortSignature(w.row, act)),
+            "out_addr": In(w.row),
+            "out_data": Out(act),
+            "scan_done": Out(1),
+            "busy": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    @property
+    def pe_index(self):
+        return self._pe_index
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        p = self._pe_index
+        w = Widths(c)
+        img = self._images
+        ptr_init = None if img is None else img.ptr[p]
+        mat_init = None if img is None else img.mat[p]
+        bias_init = None if img is None else img.bias[p]
+
+        m.submodules.queue = queue = ActivationQueue(
+            depth=c.queue_depth, act_bits=c.act_bits, index_width=w.act_index)
+        m.submodules.pointer_read = ptr = PointerReadUnit(config=c, init=ptr_init)
+        m.submodules.matrix_read = mat = SparseMatrixReadUnit(config=c, init=mat_init)
+        m.submodules.arithmetic = au = ArithmeticUnit(config=c)
+        m.submodules.activation_rw = arw = ActivationReadWriteUnit(
+            config=c, pe_index=p, bias_init=bias_init)
+        m.submodules.requantize = rq = Requantizer(config=c)
+
+        wiring.connect(m, wiring.flipped(self.act), queue.i)
+        wiring.connect(m, queue.o, ptr.i)
+        wiring.connect(m, ptr.o, mat.job)
+        wiring.connect(m, mat.o, au.i)
+        wiring.connect(m, arw.cand, wiring.flipped(self.cand))
+        wiring.connect(m, wiring.flipped(self.ptr_w), ptr.w)
+        wiring.connect(m, wiring.flipped(self.mat_w), mat.w)
+        wiring.connect(m, wiring.flipped(self.bias_w), arw.bias_w)
+        wiring.connect(m, wiring.flipped(self.load), arw.load)
+        m.d.comb += [
+            ptr.ptr_base.eq(self.layer.ptr_base),
+            au.codebook.eq(self.codebook),
+            arw.select.eq(self.select),
+            arw.scan_start.eq(self.scan_start),
+            arw.n_in.eq(self.layer.n_in),
+            arw.out_addr.eq(self.out_addr),
+            self.out_data.eq(arw.out_data),
+            self.scan_done.eq(arw.scan_done),
+        ]
+
+        # Write-back sequencer: one row per cycle into the arithmetic unit's clear port.
+        wb_active = Signal()
+        wb_row = Signal(w.row + 1)
+        wb_global = Signal(w.scan)
+        clear_only = Signal()
+        more = Signal()
+        issue = Signal()
+        m.d.comb += [
+            more.eq(Mux(clear_only, wb_row < c.max_rows_per_pe, wb_global < self.layer.n_out)),
+            issue.eq(wb_active & more),
+            au.clear.valid.eq(issue),
+            au.clear.payload.eq(wb_row),
+        ]
+        with m.If(self.wb_start):
+            m.d.sync += [wb_active.eq(1), wb_row.eq(0), wb_global.eq(p),
+                         clear_only.eq(self.wb_clear_only)]
+        with m.Elif(issue):
+            m.d.sync += [wb_row.eq(wb_row + 1), wb_global.eq(wb_global + c.n_pe)]
+        with m.Elif(wb_active):
+            m.d.sync += wb_active.eq(0)
+
+        # The bias read is issued so that its data meets the cleared accumulator.
+        bias_row = delay(m, au.clear.payload, ArithmeticUnit.CLEAR_LATENCY - 1, "bias_row")
+        m.d.comb += [
+            arw.bias_addr.eq(self.layer.bias_base + bias_row),
+            rq.i.valid.eq(au.acc.valid),
+            rq.i.payload.acc.eq(au.acc.payload.value),
+            rq.i.payload.bias.eq(arw.bias_data),
+            rq.shift.eq(self.layer.shift),
+            rq.relu.eq(self.layer.relu),
+        ]
+        rq_valid = [au.acc.valid]
+        for n in range(Requantizer.LATENCY):
+            rq_valid.append(delay(m, rq_valid[-1], 1, f"rq_valid{n}"))
+        dst_row = delay(m, au.acc.payload.row, Requantizer.LATENCY, "dst_row")
+        m.d.comb += [
+            arw.dst.en.eq(rq.o.valid & ~clear_only),
+            arw.dst.addr.eq(dst_row),
+            arw.dst.data.eq(rq.o.payload),
+        ]
+
+        m.d.comb += self.busy.eq(
+            (queue.level != 0) | ptr.o.valid | mat.busy | au.busy | wb_active
+            | Cat(*rq_valid[1:]).any())
+        return m

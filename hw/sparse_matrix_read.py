@@ -1,0 +1,171 @@
+"""The sparse-matrix read unit of a PE (EIE section III-B)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.config import EIEConfig
+from hw.layouts import Widths, WritePortSignature, entry_layout, job_layout
+from hw.pointer_read import check_init
+
+__all__ = ["SparseMatrixReadUnit"]
+
+JOB_FIFO_DEPTH = 2
+
+
+class SparseMatrixReadUnit(wiring.Component):
+    """Stream the ``(v, z)`` entries of queued column jobs, one entry per cycle.
+
+    Column jobs ``(start, end, value)`` from the pointer read unit enter a small job FIFO
+    (``JOB_FIFO_DEPTH``). Empty columns (``start == end``) are accepted and dropped on the way
+    in, so they never cost a cycle of the entry stream. The issue stage walks the current
+    column word by word and lane by lane (no division per entry: ``start`` is split into word
+    and lane once per column) and, in the cycle it issues a column's last entry, the next cycle
+    issues the first entry of the job at the head of the FIFO: the entry stream has no bubble
+    between columns while jobs are queued.
+
+    The sparse-matrix SRAM (``mat_depth`` words of ``word_bits``, synchronous read port, i.e.
+    block RAM) is read once per issued entry; the entry is selected from the word and
+    registered.
+
+    Latency: an entry appears at ``o`` two cycles after it is issued, i.e. a job that reaches
+    an idle unit at cycle ``t`` produces its first entry at ``t + 3`` (FIFO write, issue,
+    SRAM read, lane register). Throughput: one entry per cycle. Back-pressure: none downstream
+    (the arithmetic unit never stalls); upstream ``job.ready`` is low while the job FIFO is
+    full and the job is not empty.
+
+    Parameters
+    ----------
+    config : EIEConfig
+    init : list of int, optional
+        Initial sparse-matrix words (the image), for bitstreams.
+
+    Attributes
+    ----------
+    job : In(stream.Signature(job_layout))
+        Column jobs.
+    o : Out(stream.Signature(entry_layout, always_ready=True))
+        Entries ``(v, z, first, act)``; ``first`` marks the first entry of a column.
+    w : In(WritePortSignature)
+        I/O-mode write of sparse-matrix word ``w.addr``.
+    busy : Out(1)
+        A job is queued or entries are in flight.
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an :class:`EIEConfig`.
+    ValueError
+        ``init`` does not fit the sparse-matrix memory.
+    """
+
+    def __init__(self, *, config, init=None):
+        if not isinstance(config, EIEConfig):
+            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        self._init = check_init("sparse-matrix init", init, config.mat_depth, config.word_bits)
+        self._config = config
+        w = Widths(config)
+        super().__init__({
+            "job": In(stream.Signature(job_layout(config))),
+            "o": Out(stream.Signature(entry_layout(config), always_ready=True)),
+            "w": In(WritePortSignature(w.mat_addr, config.word_bits)),
+            "busy": Out(1),
+        })
+
+    @property
+    def config(self):
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        w = Widths(c)
+        per_word = c.entries_per_word
+        pending = data.StructLayout({
+            "word": unsigned(w.mat_addr + 1),
+            "lane": unsigned(w.lane),
+            "count": unsigned(c.ptr_bits),
+            "value": unsigned(c.act_bits),
+        })
+
+        # Job FIFO: split start into (word, lane) once per column, drop empty columns.
+        m.submodules.jobs = jobs = SyncFIFO(width=pending.size, depth=JOB_FIFO_DEPTH)
+        push = Signal(pending)
+        count = Signal(c.ptr_bits)
+        start = self.job.payload.start
+        m.d.comb += count.eq(self.job.payload.end - start)
+        if per_word & (per_word - 1) == 0:
+            shift = per_word.bit_length() - 1
+            m.d.comb += [push.word.eq(start >> shift), push.lane.eq(start[:max(shift, 1)] if shift
+                                                                  else 0)]
+        else:
+            m.d.comb += [push.word.eq(start // per_word), push.lane.eq(start % per_word)]
+        m.d.comb += [
+            push.count.eq(count),
+            push.value.eq(self.job.payload.value),
+            jobs.w_data.eq(push),
+            jobs.w_en.eq(self.job.valid & (count != 0)),
+            self.job.ready.eq(jobs.w_rdy | (count == 0)),
+        ]
+
+        # Issue stage: continue the current column, else start the job at the FIFO head.
+        head = data.View(pending, jobs.r_data)
+        cur_valid = Signal()
+        cur = Signal(pending)
+        issue_valid = Signal()
+        issue = Signal(pending)
+        issue_first = Signal()
+        with m.If(cur_valid):
+            m.d.comb += [issue_valid.eq(1), issue.eq(cur)]
+        with m.Elif(jobs.r_rdy):
+            m.d.comb += [issue_valid.eq(1), issue.eq(head), issue_first.eq(1), jobs.r_en.eq(1)]
+        with m.If(issue_valid):
+            last_lane = issue.lane == per_word - 1
+            m.d.sync += [
+                cur_valid.eq(issue.count != 1),
+                cur.count.eq(issue.count - 1),
+                cur.value.eq(issue.value),
+                cur.lane.eq(0 if per_word == 1 else
+                            (issue.lane + 1) & ~last_lane.replicate(w.lane)),
+                cur.word.eq(issue.word + last_lane),
+            ]
+
+        m.submodules.mem = mem = Memory(shape=c.word_bits, depth=c.mat_depth, init=self._init)
+        wr = mem.write_port()
+        rd = mem.read_port()
+        m.d.comb += [
+            wr.en.eq(self.w.en), wr.addr.eq(self.w.addr), wr.data.eq(self.w.data),
+            rd.addr.eq(issue.word),
+        ]
+
+        # Read stage, then the lane selection is registered.
+        read_valid = Signal()
+        read_lane = Signal(w.lane)
+        read_first = Signal()
+        read_act = Signal(c.act_bits)
+        m.d.sync += [
+            read_valid.eq(issue_valid),
+            read_lane.eq(issue.lane),
+            read_first.eq(issue_first),
+            read_act.eq(issue.value),
+        ]
+        entry = rd.data.word_select(read_lane, c.entry_bits)
+        out_valid = Signal()
+        out = Signal(entry_layout(c))
+        m.d.sync += [
+            out_valid.eq(read_valid),
+            out.v.eq(entry[:c.weight_bits]),
+            out.z.eq(entry[c.weight_bits:]),
+            out.first.eq(read_first),
+            out.act.eq(read_act),
+        ]
+        m.d.comb += [
+            self.o.valid.eq(out_valid),
+            self.o.payload.eq(out),
+            self.busy.eq(jobs.r_rdy | cur_valid | read_valid | out_valid),
+        ]
+        return m
