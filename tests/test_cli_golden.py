@@ -1,0 +1,79 @@
+"""`eie golden`: outputs, accuracy report, and one-line errors that leave nothing written."""
+
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from compress.cli import main
+from compress.emit import write_images
+from hw.config import EIEConfig
+from sim.golden import run_golden
+from sim.random_net import random_inputs, random_network
+
+
+@pytest.fixture
+def images_dir(tmp_path):
+    config = EIEConfig(n_pe=3)
+    net = random_network(0, [12, 20, 5], config)
+    reference = {"layers": [{"centroids": [float(c) / 2 ** 10 for c in layer.codebook],
+                             "bias": [0.0] * layer.n_out} for layer in net.layers]}
+    return write_images(net, config, tmp_path / "img", reference=reference)
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_raw_golden_run_writes_int16_outputs_equal_to_golden_model(images_dir, tmp_path):
+    from sim.image import load_images
+    x = random_inputs(1, 6, 12, EIEConfig())
+    np.save(tmp_path / "x.npy", x)
+    code, out = run("golden", images_dir, "--input", tmp_path / "x.npy", "--out", tmp_path / "y.npy", "--raw")
+    assert code == 0, out
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.int16
+    assert np.array_equal(y, run_golden(load_images(images_dir), x))
+
+
+def test_float_golden_run_prints_both_accuracies(images_dir, tmp_path):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((8, 12)))
+    np.save(tmp_path / "l.npy", np.arange(8) % 5)
+    code, out = run("golden", images_dir, "--input", tmp_path / "x.npy", "--out", tmp_path / "y.npy",
+                    "--labels", tmp_path / "l.npy")
+    assert code == 0, out
+    assert "float reference accuracy" in out and "golden model accuracy" in out
+
+
+@pytest.mark.parametrize("x, extra, message", [
+    (np.zeros((2, 7)), [], r"Error: input has shape \(2, 7\) but the network takes \(batch, 12\)"),
+    (np.full((2, 12), np.nan), [], r"Error: input file .* contains NaN or infinite values"),
+    (np.zeros((2, 12)), ["--raw"], r"Error: --raw expects integer activations, not float64"),
+    (np.full((2, 12), 70000), ["--raw"], r"Error: input activations must fit 16-bit signed"),
+])
+def test_bad_inputs_fail_with_one_line_and_write_nothing(images_dir, tmp_path, x, extra, message):
+    np.save(tmp_path / "x.npy", x)
+    code, out = run("golden", images_dir, "--input", tmp_path / "x.npy", "--out", tmp_path / "y.npy", *extra)
+    assert code == 1
+    assert len(out.strip().splitlines()) == 1, out
+    assert re.search(message, out), out
+    assert not (tmp_path / "y.npy").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_missing_images_and_corrupt_input_are_reported(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 3)))
+    code, out = run("golden", tmp_path / "nope", "--input", tmp_path / "x.npy", "--out", tmp_path / "y.npy")
+    assert code == 1 and "does not exist; run eie compress first" in out
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    (tmp_path / "img").mkdir()
+    code, out = run("golden", tmp_path / "img", "--input", tmp_path / "bad.npy", "--out", tmp_path / "y.npy")
+    assert code == 1 and "has no manifest.json" in out
+
+
+def test_every_command_has_help():
+    for cmd in ["compress", "golden", "rtl", "sim", "verify", "synth", "digits"]:
+        code, out = run(cmd, "--help")
+        assert code == 0 and "Usage: main " + cmd in out.replace("eie", "main"), cmd
