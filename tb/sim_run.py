@@ -1,0 +1,121 @@
+"""Python API for running images on the generated RTL (used by ``eie sim`` and ``eie verify``).
+
+:func:`simulate` builds the accelerator for the images' configuration (both the Verilog and
+the Verilator build are cached under ``build/``), runs the cocotb testbench in record mode
+(``tb/test_accelerator.py`` with ``EIE_MODE=run``) and returns the outputs and cycle counts.
+:func:`verify` runs the same testbench in check mode against given expectations.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from tb.runner import build_config, run_cocotb
+
+__all__ = ["SimResult", "simulate", "verify", "TEST_MODULE"]
+
+TEST_MODULE = "tb.test_accelerator"
+
+
+class SimResult(NamedTuple):
+    """``outputs`` ``(batch, n_out)`` int64; ``cycles`` ``(batch,)``; ``layer_cycles``
+    ``(batch, n_layers)``; ``report``: the testbench's JSON (load cycles, wall time, ...)."""
+
+    outputs: np.ndarray
+    cycles: np.ndarray
+    layer_cycles: np.ndarray
+    report: dict
+
+
+def _images_and_dir(images):
+    from sim.image import Images, load_images
+    if isinstance(images, Images):
+        if images.path is None:
+            raise ValueError("these Images were not loaded from a directory; the testbench "
+                             "reads an image directory (write one with compress.emit)")
+        return images, Path(images.path)
+    return load_images(images), Path(images)
+
+
+def _run(images, x_int, *, config, mode, expected=None, seed=0, backpressure="none",
+         p_idle=0.0, inject_fault=False, extra_env=None):
+    images, image_dir = _images_and_dir(images)
+    config = images.config if config is None else config
+    if config.config_hash() != images.config.config_hash():
+        raise ValueError(f"the images were made for configuration {images.config.config_hash()}, "
+                         f"not {config.config_hash()} (only queue_depth may differ)")
+    x = np.atleast_2d(np.asarray(x_int))
+    if not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"integer input activations expected, not {x.dtype}")
+    if x.shape[1] != images.n_in:
+        raise ValueError(f"inputs must have shape (batch, {images.n_in}), not {x.shape}")
+    build = build_config(config)
+    with tempfile.TemporaryDirectory(prefix="eie-sim-") as tmp:
+        tmp = Path(tmp)
+        np.save(tmp / "x.npy", x.astype(np.int64))
+        env = {
+            "EIE_IMAGES": str(image_dir.resolve()),
+            "EIE_INPUTS": str(tmp / "x.npy"),
+            "EIE_MODE": mode,
+            "EIE_OUTPUTS": str(tmp / "y.npy"),
+            "EIE_CYCLES": str(tmp / "cycles.json"),
+            "EIE_SEED": str(seed),
+            "EIE_BACKPRESSURE": backpressure,
+            "EIE_IDLE": str(p_idle),
+            "EIE_INJECT_FAULT": "1" if inject_fault else "0",
+        }
+        if expected is not None:
+            np.save(tmp / "expected.npy", np.asarray(expected, dtype=np.int64))
+            env["EIE_EXPECTED"] = str(tmp / "expected.npy")
+        env.update(extra_env or {})
+        run_cocotb(build, TEST_MODULE, "run_network", env)
+        report = json.loads((tmp / "cycles.json").read_text())
+        outputs = np.load(tmp / "y.npy")
+    return SimResult(outputs=outputs, cycles=np.asarray(report["cycles"], dtype=np.int64),
+                     layer_cycles=np.asarray(report["layer_cycles"], dtype=np.int64),
+                     report=report)
+
+
+def simulate(images, x_int, *, config=None, seed: int = 0, backpressure: str = "none",
+             p_idle: float = 0.0) -> SimResult:
+    """Run integer inputs through the RTL and return its outputs and cycle counts.
+
+    Parameters
+    ----------
+    images : path-like or sim.image.Images
+        An image directory (or its loaded images, which remember their directory).
+    x_int : array-like of int, (batch, n_in) or (n_in,)
+        Quantised input activations.
+    config : EIEConfig, optional
+        The hardware to build; defaults to the images' configuration. Only ``queue_depth``
+        (timing) may differ from it.
+    seed, backpressure, p_idle
+        Stimulus knobs (see ``tb/test_accelerator.py``); they change timing, never outputs.
+
+    Returns
+    -------
+    SimResult
+        ``(outputs, cycles, layer_cycles, report)``; unpacks as a tuple.
+    """
+    return _run(images, x_int, config=config, mode="run", seed=seed, backpressure=backpressure,
+                p_idle=p_idle)
+
+
+def verify(images, x_int, expected=None, *, config=None, seed: int = 0, backpressure: str = "none",
+           p_idle: float = 0.0, inject_fault: bool = False, extra_env=None) -> SimResult:
+    """Like :func:`simulate`, but the testbench's scoreboard checks every output against
+    ``expected`` (default: the golden model) and raises :class:`tb.runner.CocotbFailure` on the
+    first mismatch."""
+    if expected is None:
+        from sim.golden import run_golden
+        imgs, _ = _images_and_dir(images)
+        expected = run_golden(imgs, np.atleast_2d(np.asarray(x_int)))
+        images = imgs
+    return _run(images, x_int, config=config, mode="check", expected=expected, seed=seed,
+                backpressure=backpressure, p_idle=p_idle, inject_fault=inject_fault,
+                extra_env=extra_env)
