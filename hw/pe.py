@@ -88,6 +88,8 @@ class ProcessingElement(wiring.Component):
         The scan has finished and every candidate was taken.
     busy : Out(1)
         The queue is non-empty, or a job, entry, MAC or write-back is in flight.
+    mac : Out(1)
+        An entry enters the arithmetic unit in this cycle (a tap for utilisation counters).
 
     Raises
     ------
@@ -128,6 +130,7 @@ class ProcessingElement(wiring.Component):
             "out_data": Out(act),
             "scan_done": Out(1),
             "busy": Out(1),
+            "mac": Out(1),
         })
 
     @property
@@ -218,6 +221,7 @@ class ProcessingElement(wiring.Component):
             arw.dst.data.eq(rq.o.payload),
         ]
 
+        m.d.comb += self.mac.eq(mat.o.valid)
         m.d.comb += self.busy.eq(
             (queue.level != 0) | ptr.o.valid | mat.busy | au.busy | wb_active
             | Cat(*rq_valid[1:]).any())

@@ -15,15 +15,18 @@ __all__ = ["simulate", "stream_put", "stream_get", "run_cycles"]
 CLOCK_PERIOD = 1e-6
 
 
-def simulate(dut, *testbenches, processes=(), clock=True, name="sim"):
-    """Run ``testbenches`` (async functions of ``ctx``) against ``dut`` until they all return."""
+def simulate(dut, *testbenches, monitors=(), clock=True, name="sim"):
+    """Run ``testbenches`` (async functions of ``ctx``) against ``dut`` until they all return.
+
+    ``monitors`` are background testbenches (checkers that run forever).
+    """
     sim = Simulator(dut)
     if clock:
         sim.add_clock(CLOCK_PERIOD)
     for bench in testbenches:
         sim.add_testbench(bench)
-    for process in processes:
-        sim.add_process(process)
+    for monitor in monitors:
+        sim.add_testbench(monitor, background=True)
     vcd_dir = os.environ.get("EIE_VCD")
     if vcd_dir:
         Path(vcd_dir).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,29 @@
+"""Verilog generation for :class:`~hw.accelerator.EIEAccelerator`."""
+
+from __future__ import annotations
+
+from amaranth.back import verilog
+
+from hw.accelerator import EIEAccelerator
+from hw.config import EIEConfig
+
+__all__ = ["generate_verilog"]
+
+
+def generate_verilog(config: EIEConfig, images=None, name: str = "eie_top") -> str:
+    """Verilog of the accelerator for ``config`` (memories initialised from ``images`` if given).
+
+    Deterministic: the same configuration and images give byte-identical text on any machine
+    (source-location attributes, which would embed the checkout path, are left out).
+
+    Raises
+    ------
+    TypeError
+        ``config`` is not an :class:`EIEConfig`.
+    ValueError
+        ``images`` were made for another configuration, or ``name`` is not a Verilog identifier.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be a Verilog identifier, not {name!r}")
+    top = EIEAccelerator(config=config, images=images)
+    return verilog.convert(top, name=name, emit_src=False)

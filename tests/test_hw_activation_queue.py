@@ -1,0 +1,64 @@
+# amaranth: UnusedElaboratable=no
+"""The activation queue: order, level and back-pressure."""
+
+import random
+
+import pytest
+
+from hw.activation_queue import ActivationQueue
+from hw.testing import run_cycles, simulate, stream_get, stream_put
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5])
+def test_back_pressure_and_order(depth):
+    seed = depth
+    rng = random.Random(seed)
+    dut = ActivationQueue(depth=depth, act_bits=8, index_width=6)
+    items = [{"value": rng.randint(-128, 127), "index": k} for k in range(3 * depth + 4)]
+    got = []
+
+    async def producer(ctx):
+        for item in items:
+            await stream_put(ctx, dut.i, item)
+
+    async def consumer(ctx):
+        # Hold off until the queue is full: it must then refuse further input.
+        await ctx.tick().until(dut.level == depth)
+        for _ in range(3):
+            assert not ctx.get(dut.i.ready), f"seed {seed}: a full queue must not be ready"
+            assert ctx.get(dut.level) == depth
+            await ctx.tick()
+        while len(got) < len(items):
+            if rng.random() < 0.3:
+                await ctx.tick()
+            p = await stream_get(ctx, dut.o)
+            got.append({"value": p.value, "index": p.index})
+
+    simulate(dut, producer, consumer, name=f"queue_{depth}")
+    assert got == items, f"seed {seed}"
+
+
+def test_full_throughput():
+    """Depth >= 2: one activation in and one out every cycle."""
+    dut = ActivationQueue(depth=4, act_bits=8, index_width=6)
+    n = 20
+    stimulus = [[(dut.i.valid, 1), (dut.i.payload, {"value": k, "index": k})] for k in range(n)]
+    trace = run_cycles(dut, stimulus, [dut.i.ready, dut.o.valid, dut.o.payload], n + 4,
+                       defaults=[(dut.i.valid, 0), (dut.o.ready, 1)], name="queue_rate")
+    assert all(ready for ready, _, _ in trace[:n])
+    out = [t for t, (_, valid, _) in enumerate(trace) if valid]
+    assert out == list(range(out[0], out[0] + n)) and out[0] == 2
+    assert [p.index for _, valid, p in trace if valid] == list(range(n))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"depth": 0, "act_bits": 16, "index_width": 4}, ValueError, r"^depth must be >= 1, not 0$"),
+    ({"depth": "8", "act_bits": 16, "index_width": 4}, TypeError,
+     r"^depth must be an integer, not '8'$"),
+    ({"depth": 8, "act_bits": 1, "index_width": 4}, ValueError, r"^act_bits must be >= 2, not 1$"),
+    ({"depth": 8, "act_bits": 16, "index_width": True}, TypeError,
+     r"^index_width must be an integer, not True$"),
+])
+def test_validation(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ActivationQueue(**kwargs)

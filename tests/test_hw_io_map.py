@@ -1,0 +1,75 @@
+# amaranth: UnusedElaboratable=no
+"""The cfg address map, the payload packing and the Verilog top level."""
+
+import re
+
+import pytest
+
+from compress.emit import write_images
+from hw.config import EIEConfig
+from hw.generate import generate_verilog
+from hw.io_map import (LAYER_STRIDE, LayerField, Space, addr_width, cfg_fields, data_width,
+                       image_writes, pack_cfg)
+from sim.image import load_images
+from sim.random_net import random_network
+
+CONFIG = EIEConfig(n_pe=3, weight_bits=3, index_bits=2, act_bits=8, acc_bits=24,
+                   entries_per_word=4, ptr_bits=8, mat_depth=32, ptr_depth=32, max_rows_per_pe=4,
+                   bias_depth=20, max_layers=2, max_shift=16)
+
+
+def test_layout():
+    aw, dw = addr_width(CONFIG), data_width(CONFIG)
+    assert (aw, dw) == (5, 32)   # deepest space: 32 pointers / words
+    assert cfg_fields(CONFIG) == {"space": (0, 3), "pe": (3, 8), "addr": (11, aw),
+                                  "data": (11 + aw, dw)}
+    assert Space.CONTROL == 5 and LayerField.RELU == 5
+    assert pack_cfg(CONFIG, Space.LAYER, 2, 13, 0xdeadbeef) == (
+        4 | 2 << 3 | 13 << 11 | 0xdeadbeef << (11 + aw))
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("pe", 256, r"^cfg pe 256 does not fit 8 unsigned bits$"),
+    ("addr", 32, r"^cfg addr 32 does not fit 5 unsigned bits$"),
+    ("data", -1, r"^cfg data -1 does not fit 32 unsigned bits$"),
+])
+def test_pack_rejects(field, value, match):
+    args = {"space": Space.PTR, "pe": 0, "addr": 0, "data": 0, field: value}
+    with pytest.raises(ValueError, match=match):
+        pack_cfg(CONFIG, **args)
+
+
+def test_image_writes(tmp_path):
+    net = random_network(5, [10, 12, 7], CONFIG, density=0.3)
+    images = load_images(write_images(net, CONFIG, tmp_path / "img"))
+    writes = image_writes(images)
+    by_space = {s: [w for w in writes if w[0] == s] for s in Space}
+    assert len(by_space[Space.PTR]) == CONFIG.n_pe * (11 + 13)
+    assert len(by_space[Space.BIAS]) == CONFIG.n_pe * (4 + 3)
+    assert len(by_space[Space.CODEBOOK]) == 2 * CONFIG.codebook_size
+    assert len(by_space[Space.LAYER]) == 2 * 6
+    assert writes[-1] == (Space.CONTROL, 0, 0, 2)
+    assert (Space.LAYER, 0, LAYER_STRIDE + LayerField.N_IN, 12) in writes
+    for space, pe, addr, data in writes:
+        pack_cfg(CONFIG, space, pe, addr, data)   # every write fits the payload
+    negative = [b for b in images.bias[0] if b < 0][0]
+    assert (Space.BIAS, 0, list(images.bias[0]).index(negative), negative + 2 ** 24) in writes
+
+
+def test_verilog_ports_and_determinism():
+    text = generate_verilog(CONFIG)
+    assert text == generate_verilog(CONFIG)
+    top = text[text.index("module eie_top"):]
+    decl = re.findall(r"^  (input|output) (\[(\d+):0\] )?(\w+);", top[:top.index("endmodule")],
+                      re.M)
+    ports = {name: (direction, int(msb) + 1 if msb else 1) for direction, _, msb, name in decl}
+    cfg_w = 3 + 8 + addr_width(CONFIG) + data_width(CONFIG)
+    assert ports == {
+        "clk": ("input", 1), "rst": ("input", 1),
+        "cfg__valid": ("input", 1), "cfg__ready": ("output", 1), "cfg__payload": ("input", cfg_w),
+        "i__valid": ("input", 1), "i__ready": ("output", 1), "i__payload": ("input", 8),
+        "o__valid": ("output", 1), "o__ready": ("input", 1), "o__payload": ("output", 8),
+        "busy": ("output", 1), "layer": ("output", 1), "done": ("output", 1),
+    }
+    with pytest.raises(ValueError, match=r"^name must be a Verilog identifier, not 'a b'$"):
+        generate_verilog(CONFIG, name="a b")
