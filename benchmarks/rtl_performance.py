@@ -1,0 +1,84 @@
+"""RTL performance figures (printed, not asserted): cycles per layer against the ideal, load
+efficiency, the activation-queue depth sweep (EIE Fig. 8's question) and Verilator speed.
+
+Every run is also checked bit-exact against the golden model: a performance figure from a
+wrong result is worthless.
+
+    .venv/bin/python benchmarks/rtl_performance.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from compress.emit import write_images
+from hw.config import EIEConfig
+from sim.cycles import layer_work
+from sim.golden import golden_layers
+from sim.image import load_images
+from sim.random_net import random_inputs, random_network
+from tb.sim_run import simulate
+
+console = Console(highlight=False)
+
+
+def run_case(root: Path, config: EIEConfig, shapes, *, density, batch, act_density, seed=0):
+    net = random_network(seed, shapes, config, density=density)
+    images = load_images(write_images(net, config, root / f"img-{config.config_hash()}-{seed}"))
+    x = random_inputs(seed + 1, batch, shapes[0], config, density=act_density)
+    layers = golden_layers(images, x)
+    start = time.perf_counter()
+    result = simulate(images, x, config=config)
+    wall = time.perf_counter() - start
+    if not np.array_equal(result.outputs, layers[-1]):
+        raise SystemExit(f"RTL differs from the golden model for {config}: benchmark aborted")
+    inputs = [x] + layers[:-1]
+    works = [layer_work(images, l, inputs[l]) for l in range(len(images.layers))]
+    return result, works, wall
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller layers and batches")
+    args = parser.parse_args()
+    n, batch = (256, 4) if args.quick else (1024, 8)
+    root = Path(tempfile.mkdtemp(prefix="eie-bench-"))
+
+    table = Table(title=f"random {n}x{n} layers, 10% weights, 35% activations (EIE's Alex-7 ratios)")
+    for col in ("PEs", "cycles/layer", "ideal", "ideal/cycles", "load efficiency",
+                "sim cycles/s", "wall s"):
+        table.add_column(col, justify="right")
+    for n_pe in (4, 16, 64):
+        rows = -(-n // n_pe)
+        config = EIEConfig(n_pe=n_pe, max_rows_per_pe=rows, mat_depth=max(64, n * n // 10 // n_pe // 4),
+                           ptr_depth=2 * (n + 1) + 2, bias_depth=2 * rows, ptr_bits=17)
+        result, works, wall = run_case(root, config, [n, n, n], density=0.1, batch=batch, act_density=0.35)
+        cyc = result.layer_cycles[:, 0].mean()
+        total_cycles = int(result.cycles.sum())
+        table.add_row(str(n_pe), f"{cyc:.0f}", f"{works[0].ideal:.0f}", f"{works[0].ideal / cyc:.2f}",
+                      f"{works[0].total / n_pe / cyc:.2f}", f"{total_cycles / wall:,.0f}", f"{wall:.1f}")
+    console.print(table)
+
+    sweep = Table(title=f"activation queue depth sweep, 64 PEs, {n}x{n} at 10%")
+    for col in ("queue depth", "cycles/layer", "ideal", "load efficiency"):
+        sweep.add_column(col, justify="right")
+    rows = -(-n // 64)
+    base = EIEConfig(n_pe=64, max_rows_per_pe=rows, mat_depth=max(64, n * n // 10 // 64 // 4),
+                     ptr_depth=2 * (n + 1) + 2, bias_depth=2 * rows, ptr_bits=17)
+    for depth in (1, 2, 4, 8, 16, 32):
+        result, works, _ = run_case(root, base.replace(queue_depth=depth), [n, n], density=0.1,
+                                    batch=batch, act_density=0.35)
+        cyc = result.layer_cycles[:, 0].mean()
+        sweep.add_row(str(depth), f"{cyc:.0f}", f"{works[0].ideal:.0f}", f"{works[0].total / 64 / cyc:.2f}")
+    console.print(sweep)
+
+
+if __name__ == "__main__":
+    main()
