@@ -226,9 +226,7 @@ class TB:
         from hw.io_map import image_writes, pack_cfg
         payloads = [pack_cfg(images.config, *w) for w in image_writes(images)]
         await self.wait_idle()
-        if not self.cfg.ready.value:
-            raise AssertionError("cfg.ready is low while the accelerator is idle")
-        n = await self.cfg.send(payloads)
+        n = await self.cfg.send(payloads)  # waits while cfg.ready is low (clearing after reset)
         self.log.info("loaded images: %d cfg writes, cycle %d", n, cycle_now())
         return n
 
@@ -256,6 +254,11 @@ class TB:
         try:
             await self.inp.send(x)
             t_start = self.inp.last_accept_cycle
+            await self._edge
+            if not self.busy.value or self.cfg.ready.value:
+                raise AssertionError(f"cycle {cycle_now()}: after the last input busy is "
+                                     f"{self.busy.value} and cfg.ready {self.cfg.ready.value}; "
+                                     f"expected busy 1, cfg.ready 0")
             got = await with_timeout(self.out.receive(n_out, on_output),
                                      max_cycles * CLOCK_PERIOD_NS, "ns")
             t_done = await with_timeout(done_task, max_cycles * CLOCK_PERIOD_NS, "ns")
