@@ -201,13 +201,16 @@ class ProcessingElement(wiring.Component):
         with m.Elif(wb_active):
             m.d.sync += wb_active.eq(0)
 
-        # The bias read is issued so that its data meets the cleared accumulator.
-        bias_row = delay(m, au.clear.payload, ArithmeticUnit.CLEAR_LATENCY - 1, "bias_row")
+        # The bias read is issued so that its data, registered once more (the block RAM has no
+        # output register), meets the cleared accumulator.
+        bias_row = delay(m, au.clear.payload, ArithmeticUnit.CLEAR_LATENCY - 2, "bias_row")
+        bias = Signal(signed(c.acc_bits))
+        m.d.sync += bias.eq(arw.bias_data)
         m.d.comb += [
             arw.bias_addr.eq(self.layer.bias_base + bias_row),
             rq.i.valid.eq(au.acc.valid),
             rq.i.payload.acc.eq(au.acc.payload.value),
-            rq.i.payload.bias.eq(arw.bias_data),
+            rq.i.payload.bias.eq(bias),
             rq.shift.eq(self.layer.shift),
             rq.relu.eq(self.layer.relu),
         ]

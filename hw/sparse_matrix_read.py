@@ -22,7 +22,9 @@ class SparseMatrixReadUnit(wiring.Component):
 
     Column jobs ``(start, end, value)`` from the pointer read unit enter a small job FIFO
     (``JOB_FIFO_DEPTH``). Empty columns (``start == end``) are accepted and dropped on the way
-    in, so they never cost a cycle of the entry stream. The issue stage walks the current
+    in, so they never cost a cycle of the entry stream. (``job.ready`` is the FIFO's registered
+    ``w_rdy`` even for an empty job: an empty job waits only while the FIFO is full, i.e. while
+    queued work keeps the stream busy, and the ready path stays short.) The issue stage walks the current
     column word by word and lane by lane (no division per entry: ``start`` is split into word
     and lane once per column) and, in the cycle it issues a column's last entry, the next cycle
     issues the first entry of the job at the head of the FIFO: the entry stream has no bubble
@@ -36,7 +38,7 @@ class SparseMatrixReadUnit(wiring.Component):
     an idle unit at cycle ``t`` produces its first entry at ``t + 3`` (FIFO write, issue,
     SRAM read, lane register). Throughput: one entry per cycle. Back-pressure: none downstream
     (the arithmetic unit never stalls); upstream ``job.ready`` is low while the job FIFO is
-    full and the job is not empty.
+    full.
 
     Parameters
     ----------
@@ -109,7 +111,7 @@ class SparseMatrixReadUnit(wiring.Component):
             push.value.eq(self.job.payload.value),
             jobs.w_data.eq(push),
             jobs.w_en.eq(self.job.valid & (count != 0)),
-            self.job.ready.eq(jobs.w_rdy | (count == 0)),
+            self.job.ready.eq(jobs.w_rdy),
         ]
 
         # Issue stage: continue the current column, else start the job at the FIFO head.
