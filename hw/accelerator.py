@@ -34,8 +34,11 @@ class EIEAccelerator(wiring.Component):
     PEs' register files (ping-pong). Finally the last layer's outputs leave on ``o`` and the
     accelerator is idle again, images still loaded.
 
-    **A layer.** (1) Set-up: the layer-table row is latched and the layer's codebook is copied
-    from the codebook SRAM into the shared codebook registers (``2^weight_bits + 1`` cycles).
+    **A layer.** (1) Set-up: the layer-table row is latched (2 cycles). The layer's codebook is
+    copied from the codebook SRAM into the shared codebook registers (``2^weight_bits + 1``
+    cycles) in the background: for layer 0 while the input vector streams in, for the next
+    layers during the previous layer's write-back, when no MAC reads the codebook; set-up waits
+    for the copy only if the input vector or the write-back was shorter.
     (2) Compute: every PE scans its source register file; the LNZD quadtree picks one non-zero
     activation per cycle (lowest PE first) into the broadcast register, which writes it into all
     activation queues at once and stalls only while any queue is full; zero activations cost no
@@ -262,13 +265,27 @@ class EIEAccelerator(wiring.Component):
             m.d.sync += popped.eq(popped + 1)
 
         # --- central control ----------------------------------------------------------------
-        setup_k = Signal(range(cb_size + 1))
+        # Codebook copy engine: runs while the inputs stream in (layer 0) or during the
+        # previous layer's write-back, when no MAC uses the codebook registers.
+        copy_active = Signal()
+        copy_k = Signal(range(cb_size + 1))
+        copy_layer = Signal(w.layer)
+        copy_start = Signal()
+        copy_start_layer = Signal(w.layer)
+        with m.If(copy_start):
+            m.d.sync += [copy_active.eq(1), copy_k.eq(0), copy_layer.eq(copy_start_layer)]
+        with m.Elif(copy_active):
+            m.d.sync += copy_k.eq(copy_k + 1)
+            with m.If(copy_k != 0):
+                m.d.sync += codebook.eq(Cat(codebook.as_value()[c.act_bits:], cb_rd.data))
+            with m.If(copy_k == cb_size):
+                m.d.sync += copy_active.eq(0)
         done = Signal()
         m.d.sync += done.eq(0)
         for pe in pes:
             m.d.comb += [pe.layer.eq(current), pe.select.eq(select)]
         m.d.comb += [self.layer.eq(layer_idx), self.done.eq(done),
-                     cb_rd.addr.eq(Cat(setup_k[:c.weight_bits], layer_idx))]
+                     cb_rd.addr.eq(Cat(copy_k[:c.weight_bits], copy_layer))]
 
         def start_idle():
             m.d.sync += [layer_idx.eq(0), in_count.eq(0), in_pe.eq(0), in_addr.eq(0),
@@ -289,7 +306,7 @@ class EIEAccelerator(wiring.Component):
                     self.i.ready.eq((n_layers != 0) & ~self.cfg.valid & ~cfg_valid),
                 ]
                 with m.If(self.i.valid & self.i.ready):
-                    m.d.sync += setup_k.eq(0)
+                    m.d.comb += [copy_start.eq(1), copy_start_layer.eq(0)]
                     with m.If(input_last):
                         m.next = "SETUP"
                     with m.Else():
@@ -299,11 +316,12 @@ class EIEAccelerator(wiring.Component):
                 with m.If(self.i.valid & input_last):
                     m.next = "SETUP"
             with m.State("SETUP"):
+                # ``layer_idx`` has just changed: the layer table is read in this cycle.
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += setup_k.eq(setup_k + 1)
-                with m.If(setup_k != 0):
-                    m.d.sync += codebook.eq(Cat(codebook.as_value()[c.act_bits:], cb_rd.data))
-                with m.If(setup_k == cb_size):
+                m.next = "LATCH"
+            with m.State("LATCH"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~copy_active):
                     m.d.sync += current.eq(table)
                     m.next = "SCAN_START"
             with m.State("SCAN_START"):
@@ -316,7 +334,8 @@ class EIEAccelerator(wiring.Component):
                 with m.If(all_scanned & ~bcast_valid & ~any_busy):
                     m.next = "WB_START"
             with m.State("WB_START"):
-                m.d.comb += self.busy.eq(1)
+                m.d.comb += [self.busy.eq(1), copy_start.eq(layer_idx + 1 < n_layers),
+                             copy_start_layer.eq(layer_idx + 1)]
                 for pe in pes:
                     m.d.comb += pe.wb_start.eq(1)
                 m.next = "WB_WAIT"
@@ -325,7 +344,7 @@ class EIEAccelerator(wiring.Component):
                 with m.If(~any_busy):
                     m.d.sync += select.eq(~select)
                     with m.If(layer_idx + 1 < n_layers):
-                        m.d.sync += [layer_idx.eq(layer_idx + 1), setup_k.eq(0)]
+                        m.d.sync += layer_idx.eq(layer_idx + 1)
                         m.next = "SETUP"
                     with m.Else():
                         m.next = "OUTPUT"
