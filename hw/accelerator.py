@@ -49,27 +49,36 @@ class EIEAccelerator(wiring.Component):
     After reset the control clears every accumulator (``max_rows_per_pe`` cycles); ``cfg`` and
     ``i`` are not ready meanwhile.
 
-    Ports (Verilog names of ``amaranth.back.verilog.convert(EIEAccelerator(...))``)
-    -------------------------------------------------------------------------------
-    ``clk``, ``rst``
-        The ``sync`` domain; ``rst`` is synchronous, active high.
-    ``cfg__valid``, ``cfg__ready``, ``cfg__payload[CFG_W-1:0]``
-        I/O writes (layout in :mod:`hw.io_map`: space ``[2:0]``, pe ``[10:3]``, addr
-        ``[10+ADDR_W:11]``, data above it). ``cfg__ready`` is high only while idle. Writes to
-        addresses outside a space, or to a PE that does not exist, are ignored.
-    ``i__valid``, ``i__ready``, ``i__payload[act_bits-1:0]``
-        Input elements ``j = 0 .. n_in(0)-1`` of layer 0, in order. While idle, an input is
-        accepted only when no ``cfg`` write is offered or pending (so a table write is always
-        seen by the next input vector) and the number of layers is non-zero.
-    ``o__valid``, ``o__ready``, ``o__payload[act_bits-1:0]``
-        Outputs ``0 .. n_out-1`` of the last layer, in order, with back-pressure.
-    ``busy``
-        High from the cycle after the first input element is accepted to the cycle of the last
-        output handshake (inclusive).
-    ``layer[LAYER_W-1:0]``
-        The layer being computed (0 while idle).
-    ``done``
-        One-cycle pulse in the cycle after the last output handshake.
+    Verilog ports (``hw.generate.generate_verilog``; widths for the default ``EIEConfig()``,
+    where ``ADDR_W = 11``, ``DATA_W = 64``, the payload is 86 bits and ``layer`` 3 bits):
+
+    ====================== ====== ==================================================================
+    port                   dir    meaning
+    ====================== ====== ==================================================================
+    ``clk``                in     the ``sync`` domain clock
+    ``rst``                in     synchronous reset, active high
+    ``cfg__valid``         in     an I/O write is offered
+    ``cfg__ready``         out    high only while idle (never during the post-reset clear)
+    ``cfg__payload[85:0]`` in     space ``[2:0]``, pe ``[10:3]``, addr ``[21:11]``, data ``[85:22]``
+                                  (in general addr ``[10+ADDR_W:11]``, data above it; see
+                                  :mod:`hw.io_map`)
+    ``i__valid``           in     an input element is offered
+    ``i__ready``           out    see below
+    ``i__payload[15:0]``   in     input element ``j`` of layer 0 (two's complement)
+    ``o__valid``           out    an output element is offered
+    ``o__ready``           in     back-pressure, honoured every cycle
+    ``o__payload[15:0]``   out    output row ``i`` of the last layer
+    ``busy``               out    from the cycle after the first input handshake up to and
+                                  including the cycle of the last output handshake
+    ``layer[2:0]``         out    the layer being computed (0 while idle)
+    ``done``               out    one-cycle pulse in the cycle after the last output handshake
+    ====================== ====== ==================================================================
+
+    ``cfg`` writes land one cycle after their handshake; writes to an address outside a space
+    or to a PE that does not exist are ignored. While idle, an input element is accepted only
+    when the number of layers is non-zero and no ``cfg`` write is offered or landing, so every
+    write is seen by the next input vector. Inputs ``j = 0 .. n_in(0)-1`` follow in order
+    (``i__ready`` stays high until the last one); outputs ``0 .. n_out-1`` leave in order.
 
     Parameters
     ----------

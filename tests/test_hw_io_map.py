@@ -73,3 +73,8 @@ def test_verilog_ports_and_determinism():
     }
     with pytest.raises(ValueError, match=r"^name must be a Verilog identifier, not 'a b'$"):
         generate_verilog(CONFIG, name="a b")
+
+
+def test_default_layout_matches_the_accelerator_docstring():
+    assert cfg_fields(EIEConfig()) == {"space": (0, 3), "pe": (3, 8), "addr": (11, 11),
+                                       "data": (22, 64)}
