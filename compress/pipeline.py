@@ -1,0 +1,301 @@
+"""The whole Deep Compression flow on the float side: (DSD) → prune → share weights → fine-tune.
+
+:func:`run_pipeline` takes a trained PyTorch model and a data set and returns the pruned,
+weight-shared layers (:class:`~compress.quantize.SharedLayer`: codebook indices, float centroids,
+biases) that the fixed-point calibration turns into EIE images, together with the accuracy after
+every stage and the storage report. Same model, data and options (seed included) give bit-identical
+results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from compress.dsd import DSDResult, run_dsd
+from compress.errors import CompressError
+from compress.model_io import extract_layers, specs_to_module
+from compress.prune import GRANULARITIES, group_shape, iterative_prune
+from compress.quantize import INITS, SharedLayer, finetune_centroids, quantize_layers, shared_module
+from compress.sensitivity import SensitivityResult, budget_for_density, sensitivity_analysis
+from compress.storage import StorageReport, storage_report
+from compress.train import Dataset, accuracy, check_dataset
+
+__all__ = ["CompressOptions", "PipelineResult", "run_pipeline", "rich_progress"]
+
+Progress = Callable[[str, int, int], None]
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise CompressError(message)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    """Options of :func:`run_pipeline`; validated on construction.
+
+    Attributes
+    ----------
+    weight_bits : int
+        ``b``: codebook index bits; ``2**b - 1`` shared weights per layer (EIE: 4).
+    index_bits : int
+        ``r``: relative row index bits of the storage report (EIE: 4).
+    densities : tuple of float, optional
+        Fraction of weights each layer keeps. None: chosen by sensitivity analysis.
+    target_density : float
+        With ``densities`` None and ``accuracy_budget`` None, the sensitivity budget is the smallest
+        that keeps at most this fraction of all weights (default 4.1%: ≥ 40× on the digits model).
+    accuracy_budget : float, optional
+        With ``densities`` None: largest accuracy drop (points) each layer may cause when pruned
+        alone without retraining; overrides ``target_density``.
+    granularity : {"fine", "vector", "block"}
+    block_size : int
+        ``k`` of ``vector`` (1×k) and ``block`` (k×k) pruning.
+    balance_pes : int, optional
+        Load-balance-aware pruning over this many PEs (ESE).
+    prune_steps, retrain_epochs : int
+        Prune → retrain iterations and epochs of retraining after each.
+    lr, weight_decay : float
+        Adam learning rate and L2 weight decay of retraining.
+    kmeans_init : {"linear", "density", "random"}
+    finetune_epochs : int
+        Centroid fine-tuning epochs (0: none).
+    finetune_lr : float
+    dsd : bool
+        Train with Dense → Sparse → Dense first and compress the result.
+    dsd_sparsity : float
+        Sparsity of DSD's sparse phase.
+    dsd_epochs : int
+        Epochs of each DSD phase.
+    dsd_lr : float
+        Learning rate of DSD's dense and sparse phases (the re-dense phase uses a tenth).
+    ptr_bits : int, optional
+        Column pointer width of the storage report (default: the fewest bits that hold it).
+    seed : int
+    """
+
+    weight_bits: int = 4
+    index_bits: int = 4
+    densities: tuple[float, ...] | None = None
+    target_density: float = 0.041
+    accuracy_budget: float | None = None
+    granularity: str = "fine"
+    block_size: int = 4
+    balance_pes: int | None = None
+    prune_steps: int = 5
+    retrain_epochs: int = 20
+    lr: float = 5e-3
+    weight_decay: float = 1e-3
+    kmeans_init: str = "linear"
+    finetune_epochs: int = 10
+    finetune_lr: float = 1e-4
+    dsd: bool = False
+    dsd_sparsity: float = 0.5
+    dsd_epochs: int = 20
+    dsd_lr: float = 1e-3
+    ptr_bits: int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        _need(_is_int(self.weight_bits) and 1 <= self.weight_bits <= 8,
+              f"weight_bits must be an integer in 1..8, not {self.weight_bits!r}")
+        _need(_is_int(self.index_bits) and 1 <= self.index_bits <= 8,
+              f"index_bits must be an integer in 1..8, not {self.index_bits!r}")
+        if self.densities is not None:
+            object.__setattr__(self, "densities", tuple(float(d) for d in self.densities))
+            bad = [d for d in self.densities if not 0.0 < d <= 1.0]
+            _need(not bad and len(self.densities) > 0,
+                  f"densities must be fractions in (0, 1], one per layer, not {list(self.densities)}")
+        _need(0.0 < self.target_density <= 1.0,
+              f"target_density must be in (0, 1], not {self.target_density}")
+        _need(self.accuracy_budget is None or self.accuracy_budget >= 0,
+              f"accuracy_budget must be non-negative points, not {self.accuracy_budget}")
+        _need(self.granularity in GRANULARITIES,
+              f"granularity must be one of {', '.join(GRANULARITIES)}, not {self.granularity!r}")
+        _need(_is_int(self.block_size) and self.block_size >= 1,
+              f"block_size must be a positive integer, not {self.block_size!r}")
+        _need(self.balance_pes is None or (_is_int(self.balance_pes) and self.balance_pes >= 1),
+              f"balance_pes must be a positive integer or None, not {self.balance_pes!r}")
+        _need(_is_int(self.prune_steps) and self.prune_steps >= 1,
+              f"prune_steps must be a positive integer, not {self.prune_steps!r}")
+        for name in ("retrain_epochs", "finetune_epochs", "dsd_epochs"):
+            value = getattr(self, name)
+            _need(_is_int(value) and value >= 0, f"{name} must be a non-negative integer, not {value!r}")
+        for name in ("lr", "finetune_lr", "dsd_lr"):
+            _need(getattr(self, name) > 0, f"{name} must be positive, not {getattr(self, name)}")
+        _need(self.weight_decay >= 0, f"weight_decay must be non-negative, not {self.weight_decay}")
+        _need(self.kmeans_init in INITS,
+              f"kmeans_init must be one of {', '.join(INITS)}, not {self.kmeans_init!r}")
+        _need(0.0 < self.dsd_sparsity < 1.0, f"dsd_sparsity must be in (0, 1), not {self.dsd_sparsity}")
+        _need(self.ptr_bits is None or (_is_int(self.ptr_bits) and self.ptr_bits >= 1),
+              f"ptr_bits must be a positive integer or None, not {self.ptr_bits!r}")
+        _need(_is_int(self.seed), f"seed must be an integer, not {self.seed!r}")
+
+    @property
+    def group(self) -> tuple[int, int]:
+        """Pruning block shape of the granularity."""
+        return group_shape(self.granularity, self.block_size)
+
+
+@dataclass
+class PipelineResult:
+    """Everything :func:`run_pipeline` produced.
+
+    Attributes
+    ----------
+    shared_layers : list of SharedLayer
+        The compressed network (input to ``compress.fixedpoint.calibrate``).
+    masks : list of numpy.ndarray
+        Boolean keep-mask of each layer.
+    densities : list of float
+        Target density of each layer.
+    float_accuracy : float
+        Test accuracy (%) of the input model.
+    pruned_accuracy : float
+        After pruning and retraining (float weights).
+    kmeans_accuracy : float
+        With shared weights, before centroid fine-tuning.
+    quantized_accuracy : float
+        Float model with the final shared weights (:meth:`shared_model`).
+    storage : StorageReport
+    prune_step_accuracies : list of float
+    dsd : DSDResult or None
+    sensitivity : SensitivityResult or None
+        When the densities were chosen by sensitivity analysis.
+    options : CompressOptions
+    """
+
+    shared_layers: list[SharedLayer]
+    masks: list[np.ndarray]
+    densities: list[float]
+    float_accuracy: float
+    pruned_accuracy: float
+    kmeans_accuracy: float
+    quantized_accuracy: float
+    storage: StorageReport
+    prune_step_accuracies: list[float]
+    dsd: DSDResult | None
+    sensitivity: SensitivityResult | None
+    options: CompressOptions
+
+    @property
+    def accuracy_loss(self) -> float:
+        """Points lost from the input model to the weight-shared model."""
+        return self.float_accuracy - self.quantized_accuracy
+
+    def shared_model(self, dtype: torch.dtype = torch.float32) -> nn.Module:
+        """The float model with the shared weights ``centroids[index]``."""
+        return shared_module(self.shared_layers, dtype)
+
+    def layer_rows(self) -> list[dict]:
+        """One dict per layer (name, shape, target and reached density, entries, codebook use)."""
+        return [{"layer": layer.name, "shape": f"{layer.index.shape[1]}→{layer.index.shape[0]}",
+                 "relu": layer.relu, "target density": target, "kept": stats.nnz,
+                 "density": stats.density, "fillers": stats.fillers,
+                 "shared weights": int(np.count_nonzero(np.unique(layer.index)))}
+                for layer, target, stats in zip(self.shared_layers, self.densities, self.storage.layers,
+                                                strict=True)]
+
+
+def _silent(description: str, completed: int, total: int) -> None:
+    """A progress callback that ignores progress."""
+
+
+@contextmanager
+def rich_progress(console=None) -> Iterator[Progress]:
+    """A ``rich`` progress display; yields the callback to pass to :func:`run_pipeline`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(description: str, completed: int, total: int) -> None:
+            if description not in tasks:
+                tasks[description] = bar.add_task(description, total=total)
+            bar.update(tasks[description], completed=completed, total=total)
+
+        yield update
+
+
+def _choose_densities(model: nn.Module, data: Dataset, options: CompressOptions,
+                      n_layers: int) -> tuple[list[float], SensitivityResult | None]:
+    if options.densities is not None:
+        _need(len(options.densities) == n_layers,
+              f"{len(options.densities)} densities given but the model has {n_layers} layers; give one per "
+              f"layer")
+        return list(options.densities), None
+    result = sensitivity_analysis(model, data.x_train, data.y_train, budget=options.accuracy_budget or 0.0,
+                                  granularity=options.granularity, block_size=options.block_size,
+                                  balance_pes=options.balance_pes)
+    if options.accuracy_budget is None:
+        result = budget_for_density(result, options.target_density)
+    return result.densities, result
+
+
+def run_pipeline(model: nn.Module, data: Dataset, options: CompressOptions | None = None,
+                 progress: Progress | None = None) -> PipelineResult:
+    """Compress a trained fully-connected network with Deep Compression (and optionally DSD).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A chain of Linear / ReLU layers (see :func:`compress.model_io.extract_layers`).
+    data : Dataset
+        Training data (retraining, sensitivity) and test data (reported accuracies).
+    options : CompressOptions, optional
+    progress : callable, optional
+        ``progress(description, completed, total)``; see :func:`rich_progress`.
+
+    Returns
+    -------
+    PipelineResult
+
+    Raises
+    ------
+    CompressError
+        Unsupported model, data that does not fit it, or inconsistent options.
+    """
+    options = options or CompressOptions()
+    report = progress or _silent
+    specs = extract_layers(model, n_inputs=int(data.x_train.shape[1]) if data.x_train.ndim == 2 else None)
+    check_dataset(data, specs[0].n_in, specs[-1].n_out)
+    start = specs_to_module(specs)
+    float_accuracy = accuracy(start, data.x_test, data.y_test)
+    dsd = None
+    if options.dsd:
+        dsd = run_dsd(start, data, sparsity=options.dsd_sparsity, dense_epochs=options.dsd_epochs,
+                      sparse_epochs=options.dsd_epochs, redense_epochs=options.dsd_epochs,
+                      lr=options.dsd_lr, weight_decay=options.weight_decay, seed=options.seed,
+                      progress=report)
+        start = dsd.model
+    report("sensitivity analysis", 0, 1)
+    densities, sensitivity = _choose_densities(start, data, options, len(specs))
+    report("sensitivity analysis", 1, 1)
+    pruned = iterative_prune(start, data, densities, steps=options.prune_steps, epochs=options.retrain_epochs,
+                             lr=options.lr, granularity=options.granularity, block_size=options.block_size,
+                             balance_pes=options.balance_pes, weight_decay=options.weight_decay,
+                             seed=options.seed, progress=report)
+    report("weight sharing", 0, 1)
+    shared = quantize_layers(pruned.model, pruned.masks, [s.relu for s in specs], [s.name for s in specs],
+                             options.weight_bits, options.kmeans_init, options.seed)
+    kmeans_accuracy = accuracy(shared_module(shared), data.x_test, data.y_test)
+    shared = finetune_centroids(shared, data, options.finetune_epochs, options.finetune_lr, options.seed)
+    report("weight sharing", 1, 1)
+    storage = storage_report(shared, index_bits=options.index_bits, group=options.group,
+                             n_pe=options.balance_pes, ptr_bits=options.ptr_bits)
+    return PipelineResult(
+        shared_layers=shared, masks=pruned.masks, densities=densities, float_accuracy=float_accuracy,
+        pruned_accuracy=accuracy(pruned.model, data.x_test, data.y_test), kmeans_accuracy=kmeans_accuracy,
+        quantized_accuracy=accuracy(shared_module(shared), data.x_test, data.y_test), storage=storage,
+        prune_step_accuracies=pruned.step_accuracies, dsd=dsd, sensitivity=sensitivity, options=options)
