@@ -9,14 +9,15 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.config import EIEConfig
-from hw.io_map import (CONTROL_N_LAYERS, LAYER_STRIDE, LayerField, Space, cfg_layout)
+from hw.activation_rw import OUT_LATENCY
+from hw.io_map import CONTROL_N_LAYERS, LAYER_STRIDE, LayerField, Space, cfg_layout
 from hw.layouts import Widths, activation_layout, layer_layout
 from hw.lnzd import LeadingNonZeroDetector
 from hw.pe import ProcessingElement, check_images
 
 __all__ = ["EIEAccelerator"]
 
-OUTPUT_FIFO_DEPTH = 3
+OUTPUT_FIFO_DEPTH = 4
 
 _FIELD_NAMES = {
     LayerField.N_IN: "n_in", LayerField.N_OUT: "n_out", LayerField.PTR_BASE: "ptr_base",
@@ -245,18 +246,23 @@ class EIEAccelerator(wiring.Component):
         out_pe = Signal(range(n_pe))
         out_addr = Signal(w.row)
         out_issue = Signal()
-        out_flight = Signal()
-        out_flight_pe = Signal(range(n_pe))
         popped = Signal(w.count)
         outputting = Signal()
+        # Reads in flight: (valid, pe) per cycle of the register files' read latency.
+        flights = [(out_issue, out_pe)]
+        for n in range(OUT_LATENCY):
+            valid, pe_n = Signal(name=f"out_flight{n}"), Signal(range(n_pe), name=f"out_pe{n}")
+            m.d.sync += [valid.eq(flights[-1][0]), pe_n.eq(flights[-1][1])]
+            flights.append((valid, pe_n))
+        in_flight = sum(valid for valid, _ in flights[1:])
         m.d.comb += out_issue.eq(outputting & (out_count < current.n_out)
-                                 & (out_fifo.level + out_flight < OUTPUT_FIFO_DEPTH))
-        m.d.sync += [out_flight.eq(out_issue), out_flight_pe.eq(out_pe)]
+                                 & (out_fifo.level + in_flight < OUTPUT_FIFO_DEPTH))
         for pe in pes:
             m.d.comb += pe.out_addr.eq(out_addr)
+        arrived, arrived_pe = flights[-1]
         m.d.comb += [
-            out_fifo.w_en.eq(out_flight),
-            out_fifo.w_data.eq(Array(pe.out_data for pe in pes)[out_flight_pe]),
+            out_fifo.w_en.eq(arrived),
+            out_fifo.w_data.eq(Array(pe.out_data for pe in pes)[arrived_pe]),
             self.o.valid.eq(out_fifo.r_rdy),
             self.o.payload.eq(out_fifo.r_data),
             out_fifo.r_en.eq(self.o.ready),

@@ -14,7 +14,8 @@ from hw.pointer_read import check_init
 
 __all__ = ["ActivationReadWriteUnit"]
 
-CANDIDATE_DEPTH = 3
+CANDIDATE_DEPTH = 4
+OUT_LATENCY = 2
 
 
 class ActivationReadWriteUnit(wiring.Component):
@@ -27,15 +28,16 @@ class ActivationReadWriteUnit(wiring.Component):
     ``k = 0, 1, ...`` holds global activation ``j = k·n_pe + pe_index``, and the scan stops
     at ``j >= n_in``. Non-zero activations enter a ``CANDIDATE_DEPTH``-entry FIFO offered to
     the leading non-zero detector on ``cand`` as ``(value, j)``; zeros are dropped, so they cost
-    the broadcast nothing. A read is issued only while the FIFO has room for it and for the
-    read in flight, so the scanner delivers one candidate per cycle while granted every cycle.
+    the broadcast nothing. The read data is registered (two cycles from address to candidate);
+    a read is issued only while the FIFO has room for it and for the reads in flight, so the
+    scanner delivers one candidate per cycle while granted every cycle.
     ``scan_done`` is high once the scan has finished and every candidate was taken (also before
     the first ``scan_start``). ``n_in`` must be stable while scanning.
 
     **Other ports.** ``load`` writes input activations into the source (I/O mode); ``dst``
     writes results into the destination (write-back); ``out_addr`` reads the source (result of
-    the last layer after the swap) with ``out_data`` valid one cycle later, while the scanner
-    is idle; ``bias_w`` writes and ``bias_addr`` reads (``bias_data`` one cycle later) the bias
+    the last layer after the swap) with ``out_data`` valid ``OUT_LATENCY`` = 2 cycles later,
+    while the scanner is idle; ``bias_w`` writes and ``bias_addr`` reads (``bias_data`` one cycle later) the bias
     SRAM (``bias_depth`` × ``acc_bits``).
 
     Parameters
@@ -110,16 +112,17 @@ class ActivationReadWriteUnit(wiring.Component):
         c = self._config
         w = Widths(c)
 
-        # Scanner state.
+        # Scanner state. A read is in flight for two cycles: the SRAM read and the data register.
         active = Signal()
         j = Signal(w.scan)
         k = Signal(w.row + 1)
-        in_flight = Signal()
-        flight_j = Signal(w.act_index)
+        read_valid, data_valid = Signal(), Signal()
+        read_j, data_j = Signal(w.act_index), Signal(w.act_index)
         m.submodules.cands = cands = SyncFIFO(width=self._layout.size, depth=CANDIDATE_DEPTH)
         issue = Signal()
-        m.d.comb += issue.eq(active & (cands.level + in_flight < CANDIDATE_DEPTH))
-        m.d.sync += [in_flight.eq(issue), flight_j.eq(j)]
+        m.d.comb += issue.eq(active & (cands.level + read_valid + data_valid < CANDIDATE_DEPTH))
+        m.d.sync += [read_valid.eq(issue), read_j.eq(j),
+                     data_valid.eq(read_valid), data_j.eq(read_j)]
         with m.If(self.scan_start):
             m.d.sync += [active.eq(self._pe_index < self.n_in), j.eq(self._pe_index), k.eq(0)]
         with m.Elif(issue):
@@ -143,22 +146,21 @@ class ActivationReadWriteUnit(wiring.Component):
                 rd.addr.eq(read_addr),
             ]
             reads.append(rd.data)
-        m.d.comb += [
-            source_data.eq(Mux(self.select, reads[1], reads[0])),
-            self.out_data.eq(source_data),
-        ]
+        # Registered: block-RAM outputs go straight into a register.
+        m.d.sync += source_data.eq(Mux(self.select, reads[1], reads[0]))
+        m.d.comb += self.out_data.eq(source_data)
 
         # Candidates: non-zero activations only.
         cand_in = Signal(self._layout)
         m.d.comb += [
             cand_in.value.eq(source_data),
-            cand_in.index.eq(flight_j),
+            cand_in.index.eq(data_j),
             cands.w_data.eq(cand_in),
-            cands.w_en.eq(in_flight & (source_data != 0)),
+            cands.w_en.eq(data_valid & (source_data != 0)),
             self.cand.payload.eq(cands.r_data),
             self.cand.valid.eq(cands.r_rdy),
             cands.r_en.eq(self.cand.ready),
-            self.scan_done.eq(~active & ~in_flight & (cands.level == 0)),
+            self.scan_done.eq(~active & ~read_valid & ~data_valid & (cands.level == 0)),
         ]
 
         # Biases.

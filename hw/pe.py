@@ -82,7 +82,7 @@ class ProcessingElement(wiring.Component):
         I/O-mode writes: pointer entry, sparse-matrix word, bias, input activation (into the
         source register file at local address ``addr``).
     out_addr : In(row)
-        Source register file read address; ``out_data`` one cycle later.
+        Source register file read address; ``out_data`` ``OUT_LATENCY`` (2) cycles later.
     out_data : Out(signed(act_bits))
     scan_done : Out(1)
         The scan has finished and every candidate was taken.

@@ -91,14 +91,18 @@ class Requantizer(wiring.Component):
         shifted = Signal(signed(wide))
         m.d.comb += shifted.eq(rounded1 >> shift1)
         y = Signal(signed(c.act_bits))
-        with m.If(relu1 & shifted[-1]):
+        # sat_A without wide comparators: the result fits when its bits from A-1 up are all
+        # copies of the sign.
+        negative = shifted[-1]
+        high = shifted[c.act_bits - 1:]
+        with m.If(relu1 & negative):
             m.d.comb += y.eq(0)
-        with m.Elif(shifted > c.act_max):
-            m.d.comb += y.eq(c.act_max)
-        with m.Elif(shifted < c.act_min):
+        with m.Elif(high.all() | ~high.any()):
+            m.d.comb += y.eq(shifted[:c.act_bits])
+        with m.Elif(negative):
             m.d.comb += y.eq(c.act_min)
         with m.Else():
-            m.d.comb += y.eq(shifted)
+            m.d.comb += y.eq(c.act_max)
         valid2 = Signal()
         out2 = Signal(signed(c.act_bits))
         m.d.sync += [valid2.eq(valid1), out2.eq(y)]

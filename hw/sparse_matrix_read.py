@@ -20,23 +20,23 @@ JOB_FIFO_DEPTH = 2
 class SparseMatrixReadUnit(wiring.Component):
     """Stream the ``(v, z)`` entries of queued column jobs, one entry per cycle.
 
-    Column jobs ``(start, end, value)`` from the pointer read unit enter a small job FIFO
-    (``JOB_FIFO_DEPTH``). Empty columns (``start == end``) are accepted and dropped on the way
-    in, so they never cost a cycle of the entry stream. (``job.ready`` is the FIFO's registered
-    ``w_rdy`` even for an empty job: an empty job waits only while the FIFO is full, i.e. while
-    queued work keeps the stream busy, and the ready path stays short.) The issue stage walks the current
+    Column jobs ``(start, end, value)`` from the pointer read unit are registered (they come
+    from block-RAM outputs) and enter a small job FIFO (``JOB_FIFO_DEPTH``). Empty columns
+    (``start == end``) are dropped on the way in, so they never cost a cycle of the entry
+    stream. (An empty job waits only while the FIFO is full, i.e. while queued work keeps the
+    stream busy; the ready path depends on registers only.) The issue stage walks the current
     column word by word and lane by lane (no division per entry: ``start`` is split into word
     and lane once per column) and, in the cycle it issues a column's last entry, the next cycle
     issues the first entry of the job at the head of the FIFO: the entry stream has no bubble
     between columns while jobs are queued.
 
     The sparse-matrix SRAM (``mat_depth`` words of ``word_bits``, synchronous read port, i.e.
-    block RAM) is read once per issued entry; the entry is selected from the word and
-    registered.
+    block RAM) is read once per issued entry; the word is registered, then the entry selected
+    from it is registered.
 
-    Latency: an entry appears at ``o`` two cycles after it is issued, i.e. a job that reaches
-    an idle unit at cycle ``t`` produces its first entry at ``t + 3`` (FIFO write, issue,
-    SRAM read, lane register). Throughput: one entry per cycle. Back-pressure: none downstream
+    Latency: an entry appears at ``o`` three cycles after it is issued; a job offered to an
+    idle unit at cycle ``t`` produces its first entry at ``t + 5`` (input register, FIFO,
+    issue, SRAM read, word register, entry register). Throughput: one entry per cycle. Back-pressure: none downstream
     (the arithmetic unit never stalls); upstream ``job.ready`` is low while the job FIFO is
     full.
 
@@ -96,10 +96,16 @@ class SparseMatrixReadUnit(wiring.Component):
 
         # Job FIFO: split start into (word, lane) once per column, drop empty columns.
         m.submodules.jobs = jobs = SyncFIFO(width=pending.size, depth=JOB_FIFO_DEPTH)
+        # Input register: the pointers come straight from block RAM outputs.
+        job_valid = Signal()
+        job = Signal(job_layout(c))
+        m.d.comb += self.job.ready.eq(~job_valid | jobs.w_rdy)
+        with m.If(self.job.ready):
+            m.d.sync += [job_valid.eq(self.job.valid), job.eq(self.job.payload)]
         push = Signal(pending)
         count = Signal(c.ptr_bits)
-        start = self.job.payload.start
-        m.d.comb += count.eq(self.job.payload.end - start)
+        start = job.start
+        m.d.comb += count.eq(job.end - start)
         if per_word & (per_word - 1) == 0:
             shift = per_word.bit_length() - 1
             m.d.comb += [push.word.eq(start >> shift), push.lane.eq(start[:max(shift, 1)] if shift
@@ -108,10 +114,9 @@ class SparseMatrixReadUnit(wiring.Component):
             m.d.comb += [push.word.eq(start // per_word), push.lane.eq(start % per_word)]
         m.d.comb += [
             push.count.eq(count),
-            push.value.eq(self.job.payload.value),
+            push.value.eq(job.value),
             jobs.w_data.eq(push),
-            jobs.w_en.eq(self.job.valid & (count != 0)),
-            self.job.ready.eq(jobs.w_rdy),
+            jobs.w_en.eq(job_valid & (count != 0)),
         ]
 
         # Issue stage: continue the current column, else start the job at the FIFO head.
@@ -144,7 +149,7 @@ class SparseMatrixReadUnit(wiring.Component):
             rd.addr.eq(issue.word),
         ]
 
-        # Read stage, then the lane selection is registered.
+        # Read stage; the word is registered (block RAM output), then the selected entry.
         read_valid = Signal()
         read_lane = Signal(w.lane)
         read_first = Signal()
@@ -155,19 +160,31 @@ class SparseMatrixReadUnit(wiring.Component):
             read_first.eq(issue_first),
             read_act.eq(issue.value),
         ]
-        entry = rd.data.word_select(read_lane, c.entry_bits)
+        word_valid = Signal()
+        word = Signal(c.word_bits)
+        word_lane = Signal(w.lane)
+        word_first = Signal()
+        word_act = Signal(c.act_bits)
+        m.d.sync += [
+            word_valid.eq(read_valid),
+            word.eq(rd.data),
+            word_lane.eq(read_lane),
+            word_first.eq(read_first),
+            word_act.eq(read_act),
+        ]
+        entry = word.word_select(word_lane, c.entry_bits)
         out_valid = Signal()
         out = Signal(entry_layout(c))
         m.d.sync += [
-            out_valid.eq(read_valid),
+            out_valid.eq(word_valid),
             out.v.eq(entry[:c.weight_bits]),
             out.z.eq(entry[c.weight_bits:]),
-            out.first.eq(read_first),
-            out.act.eq(read_act),
+            out.first.eq(word_first),
+            out.act.eq(word_act),
         ]
         m.d.comb += [
             self.o.valid.eq(out_valid),
             self.o.payload.eq(out),
-            self.busy.eq(jobs.r_rdy | cur_valid | read_valid | out_valid),
+            self.busy.eq(job_valid | jobs.r_rdy | cur_valid | read_valid | word_valid | out_valid),
         ]
         return m

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from hw.activation_rw import ActivationReadWriteUnit
+from hw.activation_rw import OUT_LATENCY, ActivationReadWriteUnit
 from hw.config import EIEConfig
 from hw.testing import simulate, stream_get
 
@@ -68,7 +68,7 @@ def test_ping_pong_output_and_bias():
             ctx.set(dut.select, select)
             for k in range(CONFIG.max_rows_per_pe):
                 ctx.set(dut.out_addr, k)
-                await ctx.tick()
+                await ctx.tick().repeat(OUT_LATENCY)
                 reads.append(ctx.get(dut.out_data))
         for a in range(3):
             ctx.set(dut.bias_addr, a)

@@ -8,6 +8,7 @@ import pytest
 
 from compress.emit import write_images
 from hw.config import EIEConfig
+from hw.activation_rw import OUT_LATENCY
 from hw.pe import ProcessingElement
 from hw.testing import simulate, stream_put
 from sim.image import load_images
@@ -63,7 +64,7 @@ def run_pe(layer, x, tmp_path):
         ctx.set(dut.select, 1)
         for r in range(len(range(PE, N_OUT, CONFIG.n_pe))):
             ctx.set(dut.out_addr, r)
-            await ctx.tick()
+            await ctx.tick().repeat(OUT_LATENCY)
             results.append(ctx.get(dut.out_data))
 
     async def monitor(ctx):
