@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hw.layouts import activation_layout
@@ -16,8 +16,12 @@ class ActivationQueue(wiring.Component):
     """FIFO of broadcast activations ``(value, index)`` waiting for a PE.
 
     A :class:`~amaranth.lib.fifo.SyncFIFOBuffered` (block-RAM friendly: synchronous read), so
-    an activation written into an empty queue appears at ``o`` two cycles later (one cycle
-    when ``depth == 1``).
+    an activation written into an empty queue appears at ``o`` two cycles later. Its inner FIFO
+    holds ``depth - 1`` entries and cannot be written while full, so with ``depth == 2`` it
+    would accept only one activation every other cycle; depths up to 2 therefore use a plain
+    :class:`~amaranth.lib.fifo.SyncFIFO` (registers, one cycle from write to ``o``), which
+    sustains one per cycle at ``depth == 2``. ``depth == 1`` accepts one activation every other
+    cycle while busy (a one-entry FIFO cannot be written while full).
 
     Parameters
     ----------
@@ -33,9 +37,9 @@ class ActivationQueue(wiring.Component):
     ----------
     i : In(stream.Signature(activation_layout))
         Activations to enqueue. ``i.ready`` is low while the queue is full; it does not depend
-        on ``i.valid``.
+        on ``i.valid`` or ``o.ready``.
     o : Out(stream.Signature(activation_layout))
-        The oldest queued activation. Throughput: one per cycle in and out.
+        The oldest queued activation. Throughput: one per cycle in and out (``depth >= 2``).
     level : Out(range(depth + 1))
         Number of activations held; non-zero means the PE has work.
 
@@ -68,7 +72,8 @@ class ActivationQueue(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=self._layout.size, depth=self._depth)
+        fifo_class = SyncFIFOBuffered if self._depth > 2 else SyncFIFO
+        m.submodules.fifo = fifo = fifo_class(width=self._layout.size, depth=self._depth)
         m.d.comb += [
             fifo.w_data.eq(self.i.payload),
             fifo.w_en.eq(self.i.valid),

@@ -38,17 +38,26 @@ def test_back_pressure_and_order(depth):
     assert got == items, f"seed {seed}"
 
 
-def test_full_throughput():
+@pytest.mark.parametrize("depth, first", [(2, 1), (3, 2), (8, 2)])
+def test_full_throughput(depth, first):
     """Depth >= 2: one activation in and one out every cycle."""
-    dut = ActivationQueue(depth=4, act_bits=8, index_width=6)
+    dut = ActivationQueue(depth=depth, act_bits=8, index_width=6)
     n = 20
     stimulus = [[(dut.i.valid, 1), (dut.i.payload, {"value": k, "index": k})] for k in range(n)]
     trace = run_cycles(dut, stimulus, [dut.i.ready, dut.o.valid, dut.o.payload], n + 4,
                        defaults=[(dut.i.valid, 0), (dut.o.ready, 1)], name="queue_rate")
     assert all(ready for ready, _, _ in trace[:n])
     out = [t for t, (_, valid, _) in enumerate(trace) if valid]
-    assert out == list(range(out[0], out[0] + n)) and out[0] == 2
+    assert out == list(range(first, first + n))
     assert [p.index for _, valid, p in trace if valid] == list(range(n))
+
+
+def test_depth_one_alternates():
+    dut = ActivationQueue(depth=1, act_bits=8, index_width=6)
+    stimulus = [[(dut.i.valid, 1), (dut.i.payload, {"value": 0, "index": 0})]] * 10
+    trace = run_cycles(dut, stimulus, [dut.i.ready], 10, defaults=[(dut.o.ready, 1)],
+                       name="queue_depth1")
+    assert [ready for ready, in trace] == [1, 0] * 5
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
