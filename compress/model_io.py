@@ -13,6 +13,7 @@ branches, residual additions, a ReLU before the first Linear, a Flatten after it
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -193,6 +194,10 @@ def extract_layers(model: nn.Module, n_inputs: int | None = None) -> list[Linear
     """
     graph_module = _trace(model)
     modules = dict(graph_module.named_modules())
+    for node in graph_module.graph.nodes:
+        if node.op not in ("placeholder", "output") and _classify(node, modules) == "unsupported":
+            raise CompressError(f"unsupported operation {_node_op(node, modules)} at node '{node.name}'; "
+                                f"only Linear, ReLU, Dropout, Identity and a leading Flatten are supported")
     specs: list[LinearSpec] = []
     current = None
     for node in graph_module.graph.nodes:
@@ -202,15 +207,11 @@ def extract_layers(model: nn.Module, n_inputs: int | None = None) -> list[Linear
                                     f"EIE models take a single input vector")
             current = node
             continue
-        op = _node_op(node, modules)
         if node.op == "output":
             _single_input(node, current, "output")
             break
         kind = _classify(node, modules)
-        if kind == "unsupported":
-            raise CompressError(f"unsupported operation {op} at node '{node.name}'; only Linear, ReLU, "
-                                f"Dropout, Identity and a leading Flatten are supported")
-        _single_input(node, current, op)
+        _single_input(node, current, _node_op(node, modules))
         if kind == "linear":
             specs.append(_linear_spec(node, modules[node.target]))
         elif kind == "relu":
@@ -234,7 +235,7 @@ def _check_chain(specs: list[LinearSpec], n_inputs: int | None) -> None:
     if n_inputs is not None and specs[0].n_in != n_inputs:
         raise CompressError(f"layer '{specs[0].name}' takes {specs[0].n_in} inputs but the data has "
                             f"{n_inputs} features; use data that matches the model")
-    for prev, nxt in zip(specs, specs[1:], strict=True):
+    for prev, nxt in itertools.pairwise(specs):
         if nxt.n_in != prev.n_out:
             raise CompressError(f"layer '{nxt.name}' takes {nxt.n_in} inputs but layer '{prev.name}' gives "
                                 f"{prev.n_out} outputs; fix the model's layer sizes")

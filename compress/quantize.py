@@ -15,6 +15,11 @@ cluster whose members average to zero) is nudged to the smallest normal float32,
 ``±1.18e-38``, signed like the sum of its members (``+`` when that is zero). The fixed-point
 calibration then gives it the smallest non-zero code, as it does for any tiny centroid.
 
+Fine-tuning trains the codebook itself: :class:`SharedLinear` computes ``W = codebook[index]`` and
+its backward pass groups the weight gradients by index, ``dL/dC_k = Σ dL/dW_ij`` over
+``index_ij == k`` (:func:`centroid_gradients`, an ``index_add``); slot 0 gets no gradient, so pruned
+weights stay exactly zero and out of the codebook.
+
 k-means is Lloyd's algorithm on the sorted weights: clusters of a 1-D k-means are intervals, so
 each iteration is a ``searchsorted`` of the centroid midpoints plus a ``reduceat`` of the sums,
 ``O(K log n)``, after one ``O(n log n)`` sort; it stops when the assignment no longer changes.
@@ -22,18 +27,19 @@ each iteration is a ``searchsorted`` of the centroid midpoints plus a ``reduceat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from compress.errors import CompressError
 from compress.train import Dataset, linear_layers, train_epochs
 
 __all__ = ["INITS", "SharedLayer", "init_centroids", "kmeans_1d", "share_weights", "quantize_layers",
-           "centroid_gradients", "shared_module", "finetune_centroids"]
+           "centroid_gradients", "SharedLinear", "shared_module", "finetune_centroids"]
 
 INITS = ("linear", "density", "random")
 MAX_ITER = 1000
@@ -264,17 +270,40 @@ def shared_module(layers: Sequence[SharedLayer], dtype: torch.dtype = torch.floa
     return nn.Sequential(*mods).eval()
 
 
-def _tie_gradients(indices: Sequence[torch.Tensor], sizes: Sequence[int]) -> Callable[[nn.Module], None]:
-    """A ``train_epochs`` grad hook giving every weight its cluster's summed gradient.
+class _SharedWeight(torch.autograd.Function):
+    """``W = codebook[index]``; backward: ``dL/dC_k`` by :func:`centroid_gradients`."""
 
-    Adam is element-wise, so weights that start equal and always receive equal gradients stay
-    equal: training the tied weights is training the centroids.
+    @staticmethod
+    def forward(ctx, codebook: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.size = codebook.numel()
+        return codebook[index]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors
+        return centroid_gradients(grad, index, ctx.size), None
+
+
+class SharedLinear(nn.Module):
+    """A fully-connected layer whose weights are codebook entries, ``W = codebook[index]``.
+
+    The trainable parameters are the codebook and the bias; slot 0 receives no gradient, so pruned
+    weights (index 0) are exactly zero throughout training.
     """
-    def hook(model: nn.Module) -> None:
-        for layer, index, size in zip(linear_layers(model), indices, sizes, strict=True):
-            grad = centroid_gradients(layer.weight.grad, index, size)
-            layer.weight.grad.copy_(grad[index])
-    return hook
+
+    def __init__(self, layer: SharedLayer, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.codebook = nn.Parameter(torch.as_tensor(layer.centroids, dtype=dtype))
+        self.bias = nn.Parameter(torch.as_tensor(layer.bias, dtype=dtype))
+        self.register_buffer("index", torch.as_tensor(layer.index, dtype=torch.int64))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return _SharedWeight.apply(self.codebook, self.index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
 
 
 def finetune_centroids(layers: Sequence[SharedLayer], data: Dataset, epochs: int, lr: float,
@@ -299,21 +328,19 @@ def finetune_centroids(layers: Sequence[SharedLayer], data: Dataset, epochs: int
     """
     if epochs == 0:
         return list(layers)
-    model = shared_module(layers)
-    indices = [torch.as_tensor(layer.index, dtype=torch.int64) for layer in layers]
-    sizes = [layer.centroids.size for layer in layers]
-    train_epochs(model, data, epochs, lr, masks=[layer.mask for layer in layers],
-                 grad_hook=_tie_gradients(indices, sizes), seed=seed)
+    mods = [SharedLinear(layer) for layer in layers]
+    model = nn.Sequential(*[m for lin, layer in zip(mods, layers, strict=True)
+                            for m in ((lin, nn.ReLU()) if layer.relu else (lin,))])
+    train_epochs(model, data, epochs, lr, seed=seed)
     tuned = []
-    for layer, lin in zip(layers, linear_layers(model), strict=True):
-        weight = lin.weight.detach().to(torch.float64).numpy().reshape(-1)
-        flat = layer.index.reshape(-1)
-        used, first = np.unique(flat, return_index=True)
-        used, first = used[used > 0], first[used > 0]
-        sums = np.bincount(flat, weights=weight, minlength=layer.centroids.size)
+    for layer, lin in zip(layers, mods, strict=True):
+        trained = lin.codebook.detach().to(torch.float64).numpy()
+        used = np.unique(layer.index[layer.index > 0])
+        sums = np.bincount(layer.index.reshape(-1), weights=layer.weight.reshape(-1),
+                           minlength=layer.centroids.size)
         centroids = np.zeros(layer.centroids.size)
-        centroids[used] = _nonzero_centroids(weight[first], sums[used])
-        bias = lin.bias.detach().to(torch.float64).numpy().copy()
-        tuned.append(SharedLayer(index=layer.index.copy(), centroids=centroids, bias=bias, relu=layer.relu,
+        centroids[used] = _nonzero_centroids(trained[used], sums[used])
+        tuned.append(SharedLayer(index=layer.index.copy(), centroids=centroids,
+                                 bias=lin.bias.detach().to(torch.float64).numpy().copy(), relu=layer.relu,
                                  name=layer.name))
     return tuned
