@@ -38,8 +38,8 @@ _HW_OPTIONS = [
 
 def hw_options(func):
     """Add ``--config FILE.json`` and one override option per :class:`EIEConfig` field."""
-    for flag, _, help_ in reversed(_HW_OPTIONS):
-        func = click.option(flag, type=int, default=None, help=help_)(func)
+    for flag, field, help_ in reversed(_HW_OPTIONS):
+        func = click.option(flag, field, type=int, default=None, help=help_)(func)
     return click.option("--config", "config_file", type=click.Path(dir_okay=False),
                         help="Hardware configuration JSON (EIEConfig fields); options override it.")(func)
 
