@@ -75,8 +75,8 @@ class EIEAccelerator(wiring.Component):
     ``done``               out    one-cycle pulse in the cycle after the last output handshake
     ====================== ====== ==================================================================
 
-    ``cfg`` writes land one cycle after their handshake; writes to an address outside a space
-    or to a PE that does not exist are ignored. While idle, an input element is accepted only
+    ``cfg`` writes land one cycle after their handshake; writes to an address outside a space,
+    to a PE that does not exist, or of a layer count above ``max_layers`` are ignored. While idle, an input element is accepted only
     when the number of layers is non-zero and no ``cfg`` write is offered or landing, so every
     write is seen by the next input vector. Inputs ``j = 0 .. n_in(0)-1`` follow in order
     (``i__ready`` stays high until the last one); outputs ``0 .. n_out-1`` leave in order.
@@ -201,7 +201,8 @@ class EIEAccelerator(wiring.Component):
             ]
         n_layers = Signal(w.n_layers, reset_less=True,
                           init=0 if img is None else len(img.layers))
-        with m.If(cfg_valid & (cfg.space == Space.CONTROL) & (cfg.addr == CONTROL_N_LAYERS)):
+        with m.If(cfg_valid & (cfg.space == Space.CONTROL) & (cfg.addr == CONTROL_N_LAYERS)
+                  & (cfg.data <= c.max_layers)):
             m.d.sync += n_layers.eq(cfg.data)
 
         # --- input loading: element j goes to PE j % n_pe, local address j // n_pe -------

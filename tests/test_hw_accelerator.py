@@ -14,7 +14,7 @@ from amaranth.hdl import ClockDomain, Module
 from compress.emit import write_images
 from hw.accelerator import EIEAccelerator
 from hw.config import EIEConfig
-from hw.io_map import image_writes
+from hw.io_map import Space, image_writes
 from hw.testing import simulate, stream_get, stream_put
 from sim.image import load_images
 from sim.random_net import random_network
@@ -195,3 +195,27 @@ def test_reset_mid_layer_clears_accumulators(tmp_path):
 
     simulate(top, bench, name="accelerator_reset")
     assert got == reference(net, x1, config.act_bits), f"seed {seed}"
+
+
+def test_ignores_out_of_range_writes(tmp_path):
+    """Writes outside a space, to a missing PE or of too many layers change nothing."""
+    config = tiny_config(2, max_rows_per_pe=6)
+    seed = 31
+    net, images = make_images(tmp_path, config, seed)
+    x, = input_vectors(config, 10, seed, (0.8,))
+    dut = EIEAccelerator(config=config, images=images)
+    junk = [(Space.PTR, 2, 0, 99), (Space.BIAS, 0, config.bias_depth + 5, 1),
+            (Space.LAYER, 0, 6, 1), (Space.CONTROL, 0, 0, config.max_layers + 1),
+            (Space.CONTROL, 0, 1, 1)]
+    got = []
+
+    async def bench(ctx):
+        for space, pe, addr, data in junk:
+            await stream_put(ctx, dut.cfg, {"space": space, "pe": pe, "addr": addr, "data": data})
+        for v in x:
+            await stream_put(ctx, dut.i, int(v))
+        for _ in range(7):
+            got.append(await stream_get(ctx, dut.o))
+
+    simulate(dut, bench, name="accelerator_junk")
+    assert got == reference(net, x, config.act_bits)
