@@ -150,17 +150,21 @@ def main():
 @click.option("--init", "kmeans_init", type=click.Choice(["linear", "density", "random"]), default="linear",
               help="k-means centroid initialisation.")
 @click.option("--dsd/--no-dsd", default=False, help="Dense-sparse-dense training before compression.")
+@click.option("--prune-steps", type=int, default=None, help="Iterative prune/retrain steps.")
+@click.option("--retrain-epochs", type=int, default=None, help="Retraining epochs after each pruning step.")
+@click.option("--finetune-epochs", type=int, default=None, help="Centroid fine-tuning epochs (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @hw_options
 @friendly
 def compress(model, out, data_file, densities, budget, granularity, block, balance, kmeans_init, dsd,
-             seed, **kw):
+             prune_steps, retrain_epochs, finetune_epochs, seed, **kw):
     """Prune, share weights and emit the SRAM images of MODEL (a torch.save'd nn.Module)."""
     from compress import flow
     config = config_from_options(kw)
     options = flow.make_options(config, densities=densities, budget=budget, granularity=granularity,
                                 block=block, balance=balance, kmeans_init=kmeans_init, dsd=dsd,
-                                seed=seed)
+                                seed=seed, prune_steps=prune_steps, retrain_epochs=retrain_epochs,
+                                finetune_epochs=finetune_epochs)
     model_obj = flow.load_user_model(model)
     data = flow.load_data(data_file, model_obj)
     report = flow.compress_to_images(model_obj, data, options, config, out)

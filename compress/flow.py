@@ -199,7 +199,8 @@ def golden_accuracy(images, data) -> tuple[float, np.ndarray]:
 
 
 def make_options(config: EIEConfig, *, densities=None, budget=None, granularity="fine", block=None,
-                 balance=False, kmeans_init="linear", dsd=False, seed=0):
+                 balance=False, kmeans_init="linear", dsd=False, seed=0, prune_steps=None,
+                 retrain_epochs=None, finetune_epochs=None):
     """:class:`~compress.pipeline.CompressOptions` consistent with the hardware configuration."""
     from compress.errors import CompressError
     from compress.pipeline import CompressOptions
@@ -210,8 +211,10 @@ def make_options(config: EIEConfig, *, densities=None, budget=None, granularity=
         except ValueError:
             raise CompressError(f"--density takes comma-separated fractions such as 0.1,0.05,0.5, not "
                                 f"{densities!r}") from None
-    if block is not None:
-        kw["block_size"] = block
+    for name, value in (("block_size", block), ("prune_steps", prune_steps),
+                        ("retrain_epochs", retrain_epochs), ("finetune_epochs", finetune_epochs)):
+        if value is not None:
+            kw[name] = value
     return CompressOptions(weight_bits=config.weight_bits, index_bits=config.index_bits,
                            accuracy_budget=budget, granularity=granularity,
                            balance_pes=config.n_pe if balance else None, kmeans_init=kmeans_init,
