@@ -7,6 +7,7 @@ available from Python (and from the tests) without going through click.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,6 @@ from rich.console import Console
 from rich.table import Table
 
 from hw.config import EIEConfig
-
-import sys
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 

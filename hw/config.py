@@ -178,7 +178,7 @@ class EIEConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "EIEConfig":
+    def from_dict(cls, d: dict) -> EIEConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"a hardware configuration must be a JSON object, not {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -189,7 +189,7 @@ class EIEConfig:
         return cls(**d)
 
     @classmethod
-    def from_json_file(cls, path) -> "EIEConfig":
+    def from_json_file(cls, path) -> EIEConfig:
         try:
             with open(path) as f:
                 d = json.load(f)
@@ -207,5 +207,5 @@ class EIEConfig:
         canon = json.dumps(self.to_dict(include_timing=False), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
-    def replace(self, **changes) -> "EIEConfig":
+    def replace(self, **changes) -> EIEConfig:
         return dataclasses.replace(self, **changes)
