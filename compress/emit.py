@@ -47,7 +47,7 @@ def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats
     offset = np.zeros(n, dtype=np.int64)
     layer_table = []
     ptr_base = bias_base = 0
-    for l, layer in enumerate(net.layers):
+    for layer in net.layers:
         enc = encode_layer(layer.index, config)
         stride = config.rows_per_pe(layer.n_out)
         for p, e in enumerate(enc):
