@@ -4,7 +4,8 @@
 weight-shared layers (:class:`~compress.quantize.SharedLayer`: codebook indices, float centroids,
 biases) that the fixed-point calibration turns into EIE images, together with the accuracy after
 every stage and the storage report. Same model, data and options (seed included) give bit-identical
-results.
+results: the whole run is single-threaded with deterministic algorithms
+(:func:`compress.train.deterministic`), so it does not depend on the machine's core count either.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from compress.prune import GRANULARITIES, group_shape, iterative_prune
 from compress.quantize import INITS, SharedLayer, finetune_centroids, quantize_layers, shared_module
 from compress.sensitivity import SensitivityResult, budget_for_density, sensitivity_analysis
 from compress.storage import StorageReport, storage_report
-from compress.train import Dataset, accuracy, check_dataset
+from compress.train import Dataset, accuracy, check_dataset, deterministic
 
 __all__ = ["CompressOptions", "PipelineResult", "run_pipeline", "rich_progress"]
 
@@ -98,7 +99,7 @@ class CompressOptions:
     weight_decay: float = 1e-3
     kmeans_init: str = "linear"
     finetune_epochs: int = 10
-    finetune_lr: float = 1e-4
+    finetune_lr: float = 1e-3
     dsd: bool = False
     dsd_sparsity: float = 0.5
     dsd_epochs: int = 20
@@ -267,7 +268,11 @@ def run_pipeline(model: nn.Module, data: Dataset, options: CompressOptions | Non
         Unsupported model, data that does not fit it, or inconsistent options.
     """
     options = options or CompressOptions()
-    report = progress or _silent
+    with deterministic(options.seed):
+        return _run(model, data, options, progress or _silent)
+
+
+def _run(model: nn.Module, data: Dataset, options: CompressOptions, report: Progress) -> PipelineResult:
     specs = extract_layers(model, n_inputs=int(data.x_train.shape[1]) if data.x_train.ndim == 2 else None)
     check_dataset(data, specs[0].n_in, specs[-1].n_out)
     start = specs_to_module(specs)

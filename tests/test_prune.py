@@ -161,6 +161,20 @@ def test_masked_training_keeps_pruned_weights_exactly_zero():
         assert not torch.equal(layer.weight, old)
 
 
+def test_grad_hook_runs_between_backward_and_step():
+    model, data = mlp(), toy_data()
+    before = [p.detach().clone() for p in model.parameters()]
+    calls = []
+
+    def freeze(m):
+        calls.append(1)
+        for p in m.parameters():
+            p.grad.zero_()
+    train_epochs(model, data, 1, 1e-2, grad_hook=freeze, batch_size=16)
+    assert len(calls) == 3
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
 def test_step_densities_prune_much_first_and_end_at_the_target():
     steps = step_densities(0.05, 4)
     assert steps[-1] == pytest.approx(0.05)
