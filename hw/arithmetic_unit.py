@@ -32,7 +32,9 @@ class ArithmeticUnit(wiring.Component):
     Hazard bypass: the read issued in S1 misses the writes made in that cycle and the next
     one, i.e. those of the two entries ahead of it. S3 keeps the last two writes
     ``(row, value, valid)`` and uses the most recent one whose row matches instead of the read
-    data; older writes have reached the SRAM before the read.
+    data; older writes have reached the SRAM before the read. The row comparisons are made
+    one cycle early (in S2, against the rows that will be the history in S3), so S3 is a
+    multiplexer and the adder.
 
     Clear: ``clear`` sends a row through the same pipeline; its S3 outputs the accumulator's
     value (bypass included) on ``acc`` and writes 0 back, so clearing is the write-back read.
@@ -127,22 +129,26 @@ class ArithmeticUnit(wiring.Component):
             product2.eq(weight1 * act1),
         ]
 
-        # S2: register the read data with the product.
+        # S2: register the read data with the product. The bypass decision is made here too:
+        # in S3 the last two writes are the one S3 makes now and the one before (``history``).
         valid3, clear3, row3 = Signal(), Signal(), Signal(row_w)
         product3 = Signal(signed(2 * c.act_bits))
         read3 = Signal(signed(c.acc_bits))
+        history = [(Signal(name=f"hist{k}_valid"), Signal(row_w, name=f"hist{k}_row"),
+                    Signal(signed(c.acc_bits), name=f"hist{k}_value")) for k in range(2)]
+        forward = [Signal(name=f"forward{k}") for k in range(2)]
         m.d.sync += [
             valid3.eq(valid2), clear3.eq(clear2), row3.eq(row2),
             product3.eq(product2), read3.eq(rd.data),
+            forward[0].eq(valid3 & (row3 == row2)),
+            forward[1].eq(history[0][0] & (history[0][1] == row2)),
         ]
 
         # S3: bypass from the last two writes (most recent first), add, write.
-        history = [(Signal(name=f"hist{k}_valid"), Signal(row_w, name=f"hist{k}_row"),
-                    Signal(signed(c.acc_bits), name=f"hist{k}_value")) for k in range(2)]
         current = Signal(signed(c.acc_bits))
-        with m.If(history[0][0] & (history[0][1] == row3)):
+        with m.If(forward[0]):
             m.d.comb += current.eq(history[0][2])
-        with m.Elif(history[1][0] & (history[1][1] == row3)):
+        with m.Elif(forward[1]):
             m.d.comb += current.eq(history[1][2])
         with m.Else():
             m.d.comb += current.eq(read3)
