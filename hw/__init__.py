@@ -19,12 +19,14 @@ module                               unit
 :mod:`hw.testing`                    simulator helpers for the tests
 ==================================== =========================================================
 
-Data path of one layer (latencies in cycles)::
+Data path of one layer (register stages in parentheses)::
 
-    source scan (1 read/cycle/PE, zeros dropped) -> LNZD (comb) -> broadcast register (1)
-      -> activation queue (2) -> pointer read (1) -> job FIFO (1) -> issue (1)
-      -> sparse-matrix SRAM + lane register (2) -> arithmetic unit (write at +3)
-    write-back: clear/read accumulator (4) -> requantiser (2) -> destination write (1)
+    source scan: SRAM read (1) + data register (1) -> candidate FIFO (1) -> LNZD (comb)
+      -> broadcast register (1) -> activation queue (2; 1 when depth <= 2)
+      -> pointer read (1) -> job register (1) -> job FIFO (1) -> issue
+      -> sparse-matrix SRAM (1) -> word register (1) -> entry register (1)
+      -> arithmetic unit: decode/address (1), multiply ∥ read (1), register (1), add + write
+    write-back: clear through the arithmetic unit (4) -> requantiser (2) -> destination write
 
 Each PE sustains one MAC per cycle while its queue holds activations whose columns are not
 empty; the broadcast delivers one non-zero activation per cycle and costs nothing for zeros.
