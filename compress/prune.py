@@ -127,12 +127,29 @@ def pe_rows(n_out: int, n_pe: int | None) -> list[np.ndarray]:
     return [np.arange(p, n_out, n_parts) for p in range(n_parts)]
 
 
+def _keep_weights(weight: np.ndarray, alive: np.ndarray, n_keep: int) -> np.ndarray:
+    """Fine-grained :func:`_keep_blocks`: the same choice (ties go to the lower flat index) in O(n).
+
+    A selection by ``np.partition`` instead of a full sort: on a 9216×4096 layer this is the
+    difference between about a second and tens of seconds.
+    """
+    scores = np.where(alive, np.abs(weight), -np.inf).ravel()
+    n = min(int(n_keep), scores.size)
+    kth = np.partition(scores, scores.size - n)[scores.size - n]
+    keep = scores > kth
+    ties = np.flatnonzero(scores == kth)[:n - int(np.count_nonzero(keep))]
+    keep[ties] = True
+    return keep.reshape(weight.shape) & alive
+
+
 def _keep_blocks(weight: np.ndarray, alive: np.ndarray, n_keep: int, group: tuple[int, int],
                  norm: int) -> np.ndarray:
     """Mask keeping the highest-norm blocks of ``weight`` whose sizes add up nearest to ``n_keep``."""
     h, w = weight.shape
     if n_keep == 0 or weight.size == 0:
         return np.zeros(weight.shape, dtype=bool)
+    if group == (1, 1):
+        return _keep_weights(weight, alive, n_keep)
     magnitude = np.abs(weight * alive) ** norm
     scores = block_view(magnitude, group).sum(axis=2)
     # Blocks already pruned rank below every live block, even one whose weights are all zero.

@@ -195,3 +195,15 @@ def test_step_densities_prune_much_first_and_end_at_the_target():
 def test_bad_pruning_options_are_rejected(kwargs, message):
     with pytest.raises(CompressError, match=message):
         prune_once(mlp(), **kwargs)
+
+
+@given(st.integers(0, 2**16), st.integers(0, 60))
+def test_fine_selection_equals_a_stable_sort_with_ties_to_the_lower_index(seed, n_keep):
+    rng = np.random.default_rng(seed)
+    weight = rng.integers(-3, 4, size=(6, 10)).astype(np.float64)       # many ties
+    alive = rng.random((6, 10)) < 0.8
+    scores = np.where(alive, np.abs(weight), -np.inf).ravel()
+    naive = np.zeros(scores.size, dtype=bool)
+    naive[np.argsort(-scores, kind="stable")[:n_keep]] = True
+    got = magnitude_mask(weight, n_keep, alive=alive)
+    assert np.array_equal(got, naive.reshape(6, 10) & alive)
