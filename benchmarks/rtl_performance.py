@@ -18,7 +18,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from compress.emit import write_images
+from compress.emit import fit_config, write_images
 from hw.config import EIEConfig
 from sim.cycles import layer_work
 from sim.golden import golden_layers
@@ -31,6 +31,7 @@ console = Console(highlight=False)
 
 def run_case(root: Path, config: EIEConfig, shapes, *, density, batch, act_density, seed=0):
     net = random_network(seed, shapes, config, density=density)
+    config = fit_config(net, config)
     images = load_images(write_images(net, config, root / f"img-{config.config_hash()}-{seed}"))
     x = random_inputs(seed + 1, batch, shapes[0], config, density=act_density)
     layers = golden_layers(images, x)
@@ -56,9 +57,7 @@ def main():
                 "sim cycles/s", "wall s"):
         table.add_column(col, justify="right")
     for n_pe in (4, 16, 64):
-        rows = -(-n // n_pe)
-        config = EIEConfig(n_pe=n_pe, max_rows_per_pe=rows, mat_depth=max(64, n * n // 10 // n_pe // 4),
-                           ptr_depth=2 * (n + 1) + 2, bias_depth=2 * rows, ptr_bits=17)
+        config = EIEConfig(n_pe=n_pe)
         result, works, wall = run_case(root, config, [n, n, n], density=0.1, batch=batch, act_density=0.35)
         cyc = result.layer_cycles[:, 0].mean()
         total_cycles = int(result.cycles.sum())
@@ -69,9 +68,7 @@ def main():
     sweep = Table(title=f"activation queue depth sweep, 64 PEs, {n}x{n} at 10%")
     for col in ("queue depth", "cycles/layer", "ideal", "load efficiency"):
         sweep.add_column(col, justify="right")
-    rows = -(-n // 64)
-    base = EIEConfig(n_pe=64, max_rows_per_pe=rows, mat_depth=max(64, n * n // 10 // 64 // 4),
-                     ptr_depth=2 * (n + 1) + 2, bias_depth=2 * rows, ptr_bits=17)
+    base = EIEConfig(n_pe=64)
     for depth in (1, 2, 4, 8, 16, 32):
         result, works, _ = run_case(root, base.replace(queue_depth=depth), [n, n], density=0.1,
                                     batch=batch, act_density=0.35)

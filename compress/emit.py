@@ -20,7 +20,7 @@ from hw.config import ConfigError, EIEConfig
 from sim.image import FORMAT, VERSION, encode_layer, format_hex, load_images, pack_entries
 from sim.network import QuantizedNetwork, check_fits
 
-__all__ = ["build_images", "write_images", "FitError"]
+__all__ = ["build_images", "write_images", "fit_config", "FitError"]
 
 
 class FitError(ConfigError):
@@ -99,6 +99,25 @@ def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats
     out = {name: data for name, (data, _, _) in files.items()}
     out["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     return out
+
+
+def fit_config(net: QuantizedNetwork, config: EIEConfig) -> EIEConfig:
+    """``config`` with SRAM depths, register-file depth and pointer width just large enough for ``net``.
+
+    Only the memory sizes change; PE count, widths and queue depth are kept.
+    """
+    n = config.n_pe
+    entries = np.zeros(n, dtype=np.int64)
+    for layer in net.layers:
+        entries += [e.v.size for e in encode_layer(layer.index, config)]
+    words = max(1, -(-int(entries.max()) // config.entries_per_word))
+    ptrs = sum(layer.n_in + 1 for layer in net.layers)
+    width = max(max(layer.n_in, layer.n_out) for layer in net.layers)
+    return config.replace(
+        mat_depth=words, ptr_depth=ptrs + ptrs % 2,
+        ptr_bits=max(config.ptr_bits, (words * config.entries_per_word).bit_length()),
+        bias_depth=sum(config.rows_per_pe(layer.n_out) for layer in net.layers),
+        max_rows_per_pe=config.rows_per_pe(width), max_layers=max(config.max_layers, len(net.layers)))
 
 
 def _check_capacity(config, entries, ptrs, biases, per_pe_entries):

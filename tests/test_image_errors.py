@@ -130,3 +130,13 @@ def test_nan_free_but_mismatched_codebook_size_is_rejected(tmp_path):
                                         bias=layer.bias, shift=0, relu=False),))
     with pytest.raises(ConfigError, match=r"codebook has 8 entries, the hardware expects 16"):
         write_images(bad, config, tmp_path / "img")
+
+
+def test_fit_config_sizes_memories_exactly_for_the_network(tmp_path):
+    from compress.emit import fit_config
+    config = EIEConfig(n_pe=3, index_bits=2)
+    net = random_network(2, [50, 70, 9], config, density=0.2)
+    fitted = fit_config(net, config)
+    load_images(write_images(net, fitted, tmp_path / "img"))
+    with pytest.raises(FitError, match=r"raise mat_depth to"):
+        write_images(net, fitted.replace(mat_depth=fitted.mat_depth - 1), tmp_path / "img2")
