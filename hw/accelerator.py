@@ -303,6 +303,16 @@ class EIEAccelerator(wiring.Component):
         m.d.comb += [self.layer.eq(layer_idx), self.done.eq(done),
                      cb_rd.addr.eq(Cat(copy_k[:c.weight_bits], copy_layer))]
 
+        # Completion flags gather one bit from every PE across the chip, so they are registered:
+        # they describe the previous cycle. ``settled`` is low in the first cycle of a wait
+        # state, when the flags still describe the cycle that started the work. Completion is
+        # stable (finished work starts nothing new), so acting a cycle late is safe.
+        idle_q = Signal()
+        quiet_q = Signal()
+        settled = Signal()
+        m.d.sync += [idle_q.eq(~any_busy), quiet_q.eq(all_scanned & ~bcast_valid & ~any_busy),
+                     settled.eq(1)]
+
         def start_idle():
             m.d.sync += [layer_idx.eq(0), in_count.eq(0), in_pe.eq(0), in_addr.eq(0),
                          out_count.eq(0), out_pe.eq(0), out_addr.eq(0), popped.eq(0)]
@@ -311,9 +321,10 @@ class EIEAccelerator(wiring.Component):
             with m.State("CLEAR_START"):
                 for pe in pes:
                     m.d.comb += [pe.wb_start.eq(1), pe.wb_clear_only.eq(1)]
+                m.d.sync += settled.eq(0)
                 m.next = "CLEAR_WAIT"
             with m.State("CLEAR_WAIT"):
-                with m.If(~any_busy):
+                with m.If(settled & idle_q):
                     start_idle()
                     m.next = "IDLE"
             with m.State("IDLE"):
@@ -344,20 +355,22 @@ class EIEAccelerator(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 for pe in pes:
                     m.d.comb += pe.scan_start.eq(1)
+                m.d.sync += settled.eq(0)
                 m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 m.d.comb += [self.busy.eq(1), computing.eq(1)]
-                with m.If(all_scanned & ~bcast_valid & ~any_busy):
+                with m.If(settled & quiet_q):
                     m.next = "WB_START"
             with m.State("WB_START"):
                 m.d.comb += [self.busy.eq(1), copy_start.eq(layer_idx + 1 < n_layers),
                              copy_start_layer.eq(layer_idx + 1)]
                 for pe in pes:
                     m.d.comb += pe.wb_start.eq(1)
+                m.d.sync += settled.eq(0)
                 m.next = "WB_WAIT"
             with m.State("WB_WAIT"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(~any_busy):
+                with m.If(settled & idle_q):
                     m.d.sync += select.eq(~select)
                     with m.If(layer_idx + 1 < n_layers):
                         m.d.sync += layer_idx.eq(layer_idx + 1)
