@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, ValueChange, with_timeout
+from cocotb.triggers import (ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, ValueChange,
+                             with_timeout)
 from cocotb.utils import get_sim_time
 
 from tb.runner import CLOCK_PERIOD_NS
@@ -86,7 +87,8 @@ class StreamSource:
     consumer also sees gaps, not only back-to-back beats.
     """
 
-    def __init__(self, dut, name: str, clk, *, p_idle: float = 0.0, seed: int = 0):
+    def __init__(self, dut, name: str, clk, *, p_idle: float = 0.0, seed: int = 0,
+                 max_stall: int = 100_000):
         self.name = name
         self.valid = _port(dut, f"{name}__valid")
         self.ready = _port(dut, f"{name}__ready")
@@ -94,8 +96,10 @@ class StreamSource:
         self.width = len(self.payload)
         self._mask = (1 << self.width) - 1
         self._edge = RisingEdge(clk)
+        self._ready_rise = RisingEdge(self.ready)
         self._p_idle = p_idle
         self._rng = random.Random(seed)
+        self.max_stall = max_stall
         self.valid.value = 0
         self.last_accept_cycle = None
 
@@ -115,6 +119,12 @@ class StreamSource:
             valid.value = 1
             await edge
             while not ready.value:
+                # Sleep until ready rises (the RTL runs free meanwhile), then sample at an edge.
+                try:
+                    await with_timeout(self._ready_rise, self.max_stall * CLOCK_PERIOD_NS, "ns")
+                except SimTimeoutError:
+                    raise AssertionError(f"{self.name}.ready stayed low for {self.max_stall} "
+                                         f"cycles (beat {n}, cycle {cycle_now()})") from None
                 await edge
             n += 1
         valid.value = 0
