@@ -279,8 +279,16 @@ def _ports_only_verilator(reused_objects=(), cxx_opt="-Os"):
         Tracing (``WAVES=1``) still records every signal.
 
         Reused runtime objects are touched after Verilator ran: verilated.mk makes them
-        depend on the freshly written ``Vtop.mk``.
+        depend on the freshly written ``Vtop.mk``. ``explicit_env`` (the testbench's inputs)
+        takes precedence over ``os.environ`` in the simulation.
         """
+
+        explicit_env: dict = {}
+
+        def _set_env_test(self):
+            # cocotb lets os.environ override extra_env; the testbench's inputs must win.
+            super()._set_env_test()
+            self.env.update(self.explicit_env)
 
         def _build_command(self):
             cmds = super()._build_command()
@@ -397,15 +405,14 @@ def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
     names = None
     if testcase is not None:
         names = [testcase] if isinstance(testcase, str) else list(testcase)
-    from cocotb_tools.runner import get_runner
-
     runs = build.build_dir / "runs"
     runs.mkdir(exist_ok=True)
     test_dir = Path(tempfile.mkdtemp(prefix=f"{test_module.rsplit('.', 1)[-1]}-", dir=runs))
     xml = test_dir / "results.xml"
     log = test_dir / "sim.log"
     env = {k: str(v) for k, v in (extra_env or {}).items() if v is not None}
-    runner = get_runner("verilator")
+    runner = _ports_only_verilator()
+    runner.explicit_env = env
     t0 = time.monotonic()
     crashed = None
     # The runner also exits the process under pytest on failure; we check results ourselves.

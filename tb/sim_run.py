@@ -67,8 +67,9 @@ def _run(images, x_int, *, config, mode, expected=None, seed=0, backpressure="no
             "EIE_SEED": str(seed),
             "EIE_BACKPRESSURE": backpressure,
             "EIE_IDLE": str(p_idle),
-            "EIE_INJECT_FAULT": "1" if inject_fault else "0",
         }
+        if inject_fault:  # else EIE_INJECT_FAULT from the environment applies to every run
+            env["EIE_INJECT_FAULT"] = "1"
         if expected is not None:
             np.save(tmp / "expected.npy", np.asarray(expected, dtype=np.int64))
             env["EIE_EXPECTED"] = str(tmp / "expected.npy")

@@ -1,0 +1,169 @@
+"""The generated accelerator on Verilator (cocotb), every output against the golden model.
+
+Parametrised over hardware configurations (PE counts 1, 3, 4, 8, 16, 64; activation-queue
+depths 1, 2, 8; narrow and wide datapaths; 3 entries per word) and random networks that each
+exercise one feature: several layers, dense matrices, empty columns, zero runs longer than the
+relative index can encode (padding entries), extreme weights and activations, all-zero input
+vectors, output back-pressure and idle input cycles. Every case first checks that its images
+really contain the feature it is named after. One Verilator build per configuration (cached in
+``build/verilator``) serves all of that configuration's cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from compress.emit import write_images
+from hw.config import EIEConfig
+from sim.golden import run_golden
+from sim.image import load_images
+from sim.random_net import random_inputs, random_network
+from tb.runner import CocotbFailure
+from tb.sim_run import simulate, verify
+
+pytestmark = pytest.mark.rtl
+
+
+def _config(n_pe, queue_depth, **changes):
+    params = dict(n_pe=n_pe, queue_depth=queue_depth, mat_depth=256, ptr_depth=256,
+                  max_rows_per_pe=32, bias_depth=64, max_layers=4)
+    params.update(changes)
+    return EIEConfig(**params)
+
+
+CONFIGS = {
+    # One PE, 2-bit relative indices: zero runs over 3 rows need padding entries.
+    "pe1_q8_idx2": _config(1, 8, index_bits=2, max_rows_per_pe=64, mat_depth=512, bias_depth=128),
+    # A PE count that is not a power of two, 1-deep queues, 3 entries per word (not a power of two).
+    "pe3_q1_epw3": _config(3, 1, index_bits=3, entries_per_word=3, mat_depth=512),
+    "pe4_q2": _config(4, 2),
+    # Narrow datapath: 8-bit activations, 24-bit accumulators, 3-bit weight indices.
+    "pe8_q8_narrow": _config(8, 8, act_bits=8, acc_bits=24, weight_bits=3, max_shift=16,
+                             max_rows_per_pe=16),
+    "pe16_q2": _config(16, 2, max_rows_per_pe=8, mat_depth=64, ptr_depth=256, bias_depth=16),
+    "pe64_q8": _config(64, 8, max_rows_per_pe=4, mat_depth=16, ptr_depth=512, bias_depth=8),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A random network and its inputs; ``feature`` is checked on the images before the run."""
+
+    shapes: tuple
+    density: float = 0.25
+    empty_cols: float = 0.0
+    extreme: bool = False
+    batch: int = 4
+    input_density: float = 0.5
+    backpressure: str = "none"
+    idle: float = 0.0
+    features: tuple = ()
+    seed: int = 0
+    net_kw: dict = field(default_factory=dict)
+
+
+CASES = {
+    "pe1_q8_idx2": {
+        "mlp3": Case((24, 40, 32, 10), features=("layers3", "padding")),
+        "dense": Case((20, 24, 12), density=1.0, features=("dense",)),
+        "empty_cols": Case((30, 40, 16), density=0.3, empty_cols=0.4, features=("empty_cols",)),
+        "extreme": Case((16, 24, 8), extreme=True, input_density=0.8, features=("saturation",)),
+        "long_runs_bp": Case((32, 64, 16), density=0.04, backpressure="random:0.4", idle=0.3,
+                             features=("padding",)),
+    },
+    "pe3_q1_epw3": {
+        "mlp3": Case((25, 37, 19, 7), density=0.3, features=("layers3",)),
+        "long_runs": Case((20, 90, 9), density=0.03, features=("padding", "empty_cols")),
+    },
+    "pe4_q2": {
+        "bp_idle": Case((40, 60, 12), backpressure="random:0.3", idle=0.2, batch=5),
+        "long_runs": Case((16, 120, 10), density=0.02, features=("padding",)),
+        "extreme": Case((30, 50, 20), extreme=True, input_density=0.9, features=("saturation",)),
+    },
+    "pe8_q8_narrow": {
+        "mlp3_extreme": Case((40, 100, 30, 12), extreme=True, features=("layers3", "saturation")),
+        "dense_bp": Case((24, 40, 16), density=1.0, backpressure="random:0.5",
+                         features=("dense",)),
+    },
+    "pe16_q2": {
+        "mlp_bp": Case((64, 100, 20), density=0.2, backpressure="random:0.5", batch=3),
+    },
+    "pe64_q8": {
+        "mlp3": Case((70, 200, 64, 10), density=0.15, batch=2, features=("layers3",)),
+    },
+}
+
+MATRIX = [pytest.param(c, n, id=f"{c}-{n}") for c, cases in CASES.items() for n in cases]
+
+
+def features_of(images) -> set:
+    """Which of the named stimulus features the images contain."""
+    cfg = images.config
+    found = set()
+    if len(images.layers) >= 3:
+        found.add("layers3")
+    for l, info in enumerate(images.layers):
+        counts = np.stack([np.diff(images.ptr[p][info.ptr_base:info.ptr_base + info.n_in + 1])
+                           for p in range(cfg.n_pe)])
+        if np.any(counts.sum(axis=0) == 0):
+            found.add("empty_cols")
+        entries = np.concatenate([images.entries(p)[images.ptr[p][info.ptr_base]:
+                                                   images.ptr[p][info.ptr_base + info.n_in]]
+                                  for p in range(cfg.n_pe)])
+        v = entries & ((1 << cfg.weight_bits) - 1)
+        if np.any(v == 0):
+            found.add("padding")
+    for d in images.manifest["layers"]:
+        if d["nnz"] == d["n_in"] * d["n_out"]:
+            found.add("dense")
+    return found
+
+
+def make_case(tmp_path, config, case: Case):
+    net = random_network(case.seed, list(case.shapes), config, density=case.density,
+                         empty_cols=case.empty_cols, extreme=case.extreme, **case.net_kw)
+    images = load_images(write_images(net, config, tmp_path / "images"), expect_config=config)
+    x = random_inputs(case.seed + 1, case.batch, case.shapes[0], config,
+                      density=case.input_density, extreme=case.extreme)
+    x = np.concatenate([x, np.zeros((1, case.shapes[0]), dtype=np.int64)])  # all-zero input
+    return images, x
+
+
+@pytest.mark.parametrize("config_name, case_name", MATRIX)
+def test_bit_exact(tmp_path, config_name, case_name):
+    config = CONFIGS[config_name]
+    case = CASES[config_name][case_name]
+    images, x = make_case(tmp_path, config, case)
+    expected = run_golden(images, x)
+    missing = set(case.features) - features_of(images)
+    if "saturation" in case.features and np.any(np.abs(expected) == config.act_max):
+        missing.discard("saturation")
+    assert not missing, f"the case does not exercise {sorted(missing)}; change its parameters"
+    result = verify(images, x, expected, config=config, seed=case.seed,
+                    backpressure=case.backpressure, p_idle=case.idle)
+    assert result.cycles.shape == (x.shape[0],)
+    assert result.layer_cycles.shape == (x.shape[0], len(images.layers))
+    assert np.all(result.layer_cycles.sum(axis=1) == result.cycles)
+    np.testing.assert_array_equal(result.outputs, expected)
+
+
+def test_injected_fault_fails(tmp_path):
+    """The deliberate-fault switch must make the scoreboard fail the run."""
+    config = CONFIGS["pe1_q8_idx2"]
+    images, x = make_case(tmp_path, config, Case((12, 16, 8), batch=2))
+    with pytest.raises(CocotbFailure, match=r"MISMATCH input 0, layer 1, row 4 \(PE 0, local row "
+                                            r"4\): expected .* \[deliberate fault injected"):
+        verify(images, x, config=config, inject_fault=True)
+
+
+def test_simulate_returns_golden_outputs(tmp_path):
+    """Record mode (``eie sim``): outputs and cycles come back without any checking in the TB."""
+    config = CONFIGS["pe1_q8_idx2"]
+    images, x = make_case(tmp_path, config, Case((12, 16, 8), batch=2, seed=3))
+    y, cycles, layer_cycles, report = simulate(images.path, x, config=config)
+    np.testing.assert_array_equal(y, run_golden(images, x))
+    assert cycles.shape == (3,) and np.all(cycles > 0)
+    assert report["cfg_writes"] > 0
