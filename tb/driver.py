@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import (ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, ValueChange,
-                             with_timeout)
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, ValueChange, with_timeout
 from cocotb.utils import get_sim_time
 
 from tb.runner import CLOCK_PERIOD_NS
@@ -68,7 +67,7 @@ class ReadyPattern:
         return 1 if self.always or self._rng.random() < self.p_ready else 0
 
     @classmethod
-    def parse(cls, text: str | None, seed: int = 0) -> "ReadyPattern":
+    def parse(cls, text: str | None, seed: int = 0) -> ReadyPattern:
         """``"none"``/``""`` (always ready) or ``"random"`` (p = 0.5) or ``"random:P"``."""
         text = (text or "none").strip().lower()
         if text in ("none", "always", "1"):

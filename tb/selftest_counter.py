@@ -16,7 +16,7 @@ from tb.driver import start_clock_and_reset
 
 
 def counter_verilog(width: int = 8, name: str = "counter") -> str:
-    from amaranth import Module, Signal, unsigned
+    from amaranth import Module, unsigned
     from amaranth.back import verilog
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out

@@ -9,6 +9,7 @@ the Verilator build are cached under ``build/``), runs the cocotb testbench in r
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -17,7 +18,7 @@ import numpy as np
 
 from tb.runner import build_config, run_cocotb
 
-__all__ = ["SimResult", "simulate", "verify", "TEST_MODULE"]
+__all__ = ["SimResult", "simulate", "verify", "verify_suite", "TEST_MODULE"]
 
 TEST_MODULE = "tb.test_accelerator"
 
@@ -42,44 +43,52 @@ def _images_and_dir(images):
     return load_images(images), Path(images)
 
 
-def _run(images, x_int, *, config, mode, expected=None, seed=0, backpressure="none",
-         p_idle=0.0, inject_fault=False, extra_env=None):
-    images, image_dir = _images_and_dir(images)
-    config = images.config if config is None else config
-    if config.config_hash() != images.config.config_hash():
-        raise ValueError(f"the images were made for configuration {images.config.config_hash()}, "
-                         f"not {config.config_hash()} (only queue_depth may differ)")
-    x = np.atleast_2d(np.asarray(x_int))
-    if not np.issubdtype(x.dtype, np.integer):
-        raise ValueError(f"integer input activations expected, not {x.dtype}")
-    if x.shape[1] != images.n_in:
-        raise ValueError(f"inputs must have shape (batch, {images.n_in}), not {x.shape}")
+def _run(cases, *, config, mode, seed=0, backpressure="none", p_idle=0.0, inject_fault=False,
+         extra_env=None) -> list[SimResult]:
+    """Run ``cases`` (``(images, x, expected or None)``) in one simulation, in order."""
+    loaded = []
+    for images, x_int, expected in cases:
+        images, image_dir = _images_and_dir(images)
+        x = np.atleast_2d(np.asarray(x_int))
+        if not np.issubdtype(x.dtype, np.integer):
+            raise ValueError(f"integer input activations expected, not {x.dtype}")
+        if x.shape[1] != images.n_in:
+            raise ValueError(f"inputs must have shape (batch, {images.n_in}), not {x.shape}")
+        loaded.append((images, image_dir, x, expected))
+    config = loaded[0][0].config if config is None else config
+    for images, image_dir, _, _ in loaded:
+        if config.config_hash() != images.config.config_hash():
+            raise ValueError(f"the images in {image_dir} were made for configuration "
+                             f"{images.config.config_hash()}, not {config.config_hash()} (only "
+                             f"queue_depth may differ)")
     build = build_config(config)
     with tempfile.TemporaryDirectory(prefix="eie-sim-") as tmp:
         tmp = Path(tmp)
-        np.save(tmp / "x.npy", x.astype(np.int64))
-        env = {
-            "EIE_IMAGES": str(image_dir.resolve()),
-            "EIE_INPUTS": str(tmp / "x.npy"),
-            "EIE_MODE": mode,
-            "EIE_OUTPUTS": str(tmp / "y.npy"),
-            "EIE_CYCLES": str(tmp / "cycles.json"),
-            "EIE_SEED": str(seed),
-            "EIE_BACKPRESSURE": backpressure,
-            "EIE_IDLE": str(p_idle),
-        }
+        paths = {"EIE_IMAGES": [], "EIE_INPUTS": [], "EIE_OUTPUTS": [], "EIE_EXPECTED": []}
+        for k, (_, image_dir, x, expected) in enumerate(loaded):
+            paths["EIE_IMAGES"].append(str(image_dir.resolve()))
+            np.save(tmp / f"x{k}.npy", x.astype(np.int64))
+            paths["EIE_INPUTS"].append(str(tmp / f"x{k}.npy"))
+            paths["EIE_OUTPUTS"].append(str(tmp / f"y{k}.npy"))
+            if expected is not None:
+                np.save(tmp / f"expected{k}.npy", np.asarray(expected, dtype=np.int64))
+                paths["EIE_EXPECTED"].append(str(tmp / f"expected{k}.npy"))
+        env = {name: os.pathsep.join(p) for name, p in paths.items() if p}
+        env.update({"EIE_MODE": mode, "EIE_CYCLES": str(tmp / "cycles.json"), "EIE_SEED": str(seed),
+                    "EIE_BACKPRESSURE": backpressure, "EIE_IDLE": str(p_idle)})
         if inject_fault:  # else EIE_INJECT_FAULT from the environment applies to every run
             env["EIE_INJECT_FAULT"] = "1"
-        if expected is not None:
-            np.save(tmp / "expected.npy", np.asarray(expected, dtype=np.int64))
-            env["EIE_EXPECTED"] = str(tmp / "expected.npy")
         env.update(extra_env or {})
         run_cocotb(build, TEST_MODULE, "run_network", env)
-        report = json.loads((tmp / "cycles.json").read_text())
-        outputs = np.load(tmp / "y.npy")
-    return SimResult(outputs=outputs, cycles=np.asarray(report["cycles"], dtype=np.int64),
-                     layer_cycles=np.asarray(report["layer_cycles"], dtype=np.int64),
-                     report=report)
+        summary = json.loads((tmp / "cycles.json").read_text())
+        results = []
+        for k, report in enumerate(summary["cases"]):
+            report = {**report, **{key: v for key, v in summary.items() if key != "cases"}}
+            results.append(SimResult(outputs=np.load(tmp / f"y{k}.npy"),
+                                     cycles=np.asarray(report["cycles"], dtype=np.int64),
+                                     layer_cycles=np.asarray(report["layer_cycles"], dtype=np.int64),
+                                     report=report))
+    return results
 
 
 def simulate(images, x_int, *, config=None, seed: int = 0, backpressure: str = "none",
@@ -103,8 +112,8 @@ def simulate(images, x_int, *, config=None, seed: int = 0, backpressure: str = "
     SimResult
         ``(outputs, cycles, layer_cycles, report)``; unpacks as a tuple.
     """
-    return _run(images, x_int, config=config, mode="run", seed=seed, backpressure=backpressure,
-                p_idle=p_idle)
+    return _run([(images, x_int, None)], config=config, mode="run", seed=seed,
+                backpressure=backpressure, p_idle=p_idle)[0]
 
 
 def verify(images, x_int, expected=None, *, config=None, seed: int = 0, backpressure: str = "none",
@@ -112,11 +121,26 @@ def verify(images, x_int, expected=None, *, config=None, seed: int = 0, backpres
     """Like :func:`simulate`, but the testbench's scoreboard checks every output against
     ``expected`` (default: the golden model) and raises :class:`tb.runner.CocotbFailure` on the
     first mismatch."""
-    if expected is None:
-        from sim.golden import run_golden
-        imgs, _ = _images_and_dir(images)
-        expected = run_golden(imgs, np.atleast_2d(np.asarray(x_int)))
-        images = imgs
-    return _run(images, x_int, config=config, mode="check", expected=expected, seed=seed,
-                backpressure=backpressure, p_idle=p_idle, inject_fault=inject_fault,
-                extra_env=extra_env)
+    return verify_suite([(images, x_int, expected)], config=config, seed=seed,
+                        backpressure=backpressure, p_idle=p_idle, inject_fault=inject_fault,
+                        extra_env=extra_env)[0]
+
+
+def verify_suite(cases, *, config=None, seed: int = 0, backpressure: str = "none",
+                 p_idle: float = 0.0, inject_fault: bool = False, extra_env=None) -> list[SimResult]:
+    """:func:`verify` of several ``(images, x_int, expected or None)`` in one simulation.
+
+    The image sets (all made for one configuration) are loaded through ``cfg`` one after the
+    other into the running accelerator, without a reset in between, so this also checks that
+    loading new images over old ones leaves nothing behind. One process start and one image
+    load per set instead of one simulation each.
+    """
+    from sim.golden import run_golden
+    checked = []
+    for images, x_int, expected in cases:
+        if expected is None:
+            images, _ = _images_and_dir(images)
+            expected = run_golden(images, np.atleast_2d(np.asarray(x_int)))
+        checked.append((images, x_int, expected))
+    return _run(checked, config=config, mode="check", seed=seed, backpressure=backpressure,
+                p_idle=p_idle, inject_fault=inject_fault, extra_env=extra_env)

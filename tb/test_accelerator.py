@@ -4,18 +4,21 @@ Run through :func:`tb.runner.run_cocotb` (pytest: ``tests/test_rtl_accelerator.p
 :func:`tb.sim_run.simulate`). Variables:
 
 ==================== ===========================================================================
-``EIE_IMAGES``       image directory (required); loaded into the DUT through ``cfg``
+``EIE_IMAGES``       image directory (required); loaded into the DUT through ``cfg``. Several
+                     directories (``os.pathsep``-separated) are loaded and run one after the
+                     other without a reset; the next three variables then list one path each.
 ``EIE_INPUTS``       ``.npy`` of integer input activations, ``(batch, n_in)`` (required)
 ``EIE_EXPECTED``     ``.npy`` of golden outputs, ``(batch, n_out)`` (required when checking)
 ``EIE_MODE``         ``check`` (default): compare every output; ``run``: only record outputs
 ``EIE_OUTPUTS``      where to write the RTL outputs as ``.npy`` (optional)
-``EIE_CYCLES``       where to write the measured cycles as JSON (optional): per input ``cycles``
-                     and ``layer_cycles``, plus ``load_cycles``, ``cfg_writes``, the simulated
-                     cycles and the wall time
+``EIE_CYCLES``       where to write the measured cycles as JSON (optional): per image set
+                     (``cases``) the ``cycles`` and ``layer_cycles`` of every input,
+                     ``load_cycles`` and ``cfg_writes``; the simulated cycles and the wall time
 ``EIE_SEED``         seed of the back-pressure and idle patterns (default 0)
 ``EIE_BACKPRESSURE`` ``none`` (default), ``random`` or ``random:P`` (``o.ready`` high with prob. P)
 ``EIE_IDLE``         probability of an idle cycle before each ``cfg``/``i`` beat (default 0)
-``EIE_INJECT_FAULT`` ``1``: the scoreboard corrupts one expectation, so the test must fail
+``EIE_INJECT_FAULT`` ``1``: the scoreboard corrupts one expectation (first image set), so the
+                     test must fail
 ``EIE_MAX_CYCLES``   per-input timeout in cycles (default: a bound from the images)
 ==================== ===========================================================================
 """
@@ -61,43 +64,33 @@ def _write_atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-@cocotb.test()
-async def run_network(dut):
-    """Load the images through ``cfg``, run every input vector, check (or record) every output."""
-    from sim.image import load_images
+def _env_paths(name: str, required: bool = True) -> list[Path]:
+    value = os.environ.get(name)
+    if not value:
+        if required:
+            raise RuntimeError(f"environment variable {name} is not set; see tb/test_accelerator.py")
+        return []
+    return [Path(p) for p in value.split(os.pathsep)]
 
-    t_wall = time.monotonic()
-    images = load_images(_env_path("EIE_IMAGES"))
-    x = np.load(_env_path("EIE_INPUTS"))
-    if x.ndim == 1:
-        x = x[None, :]
-    mode = os.environ.get("EIE_MODE", "check")
-    if mode not in ("check", "run"):
-        raise RuntimeError(f"EIE_MODE must be 'check' or 'run', not {mode!r}")
-    seed = int(os.environ.get("EIE_SEED", "0"))
-    pattern = ReadyPattern.parse(os.environ.get("EIE_BACKPRESSURE"), seed)
-    p_idle = float(os.environ.get("EIE_IDLE", "0"))
+
+async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fault):
+    """Load one image set through ``cfg`` and run its input vectors; returns
+    ``(outputs, report)``. With ``expected``, a scoreboard checks every output as it arrives."""
     cfg = images.config
-    n_layers = len(images.layers)
-    n_out = images.n_out
+    n_layers, n_out = len(images.layers), images.n_out
     context = (f" [seed {seed}, back-pressure p_ready={pattern.p_ready}, idle {p_idle}, "
-               f"{cfg.n_pe} PEs, queue depth {cfg.queue_depth}, images {images.path}]")
+               f"{cfg.n_pe} PEs, images {images.path}]")
     scoreboard = None
-    if mode == "check":
-        expected = np.load(_env_path("EIE_EXPECTED"))
+    if expected is not None:
         if expected.shape != (x.shape[0], n_out):
-            raise RuntimeError(f"EIE_EXPECTED has shape {expected.shape}, the inputs need "
-                               f"{(x.shape[0], n_out)}")
+            raise RuntimeError(f"expected outputs have shape {expected.shape}, the inputs of "
+                               f"{images.path} need {(x.shape[0], n_out)}")
         scoreboard = Scoreboard(expected, n_pe=cfg.n_pe, layer=n_layers - 1,
-                                inject_fault=inject_fault_enabled(os.environ), context=context)
+                                inject_fault=inject_fault, context=context)
     max_cycles = int(os.environ.get("EIE_MAX_CYCLES") or timeout_cycles(images, pattern.p_ready))
-
-    tb = TB(dut, seed=seed, backpressure=pattern, p_idle=p_idle)
-    await tb.start()
     t0 = cycle_now()
     writes = await tb.load_images(images)
     load_cycles = cycle_now() - t0
-
     outputs = np.zeros((x.shape[0], n_out), dtype=np.int64)
     cycles, layer_cycles = [], []
     for b, vec in enumerate(x):
@@ -110,18 +103,51 @@ async def run_network(dut):
         layer_cycles.append(per_layer[:n_layers])
     if scoreboard is not None:
         scoreboard.finish()
+    return outputs, {"images": str(images.path), "cycles": cycles, "layer_cycles": layer_cycles,
+                     "load_cycles": load_cycles, "cfg_writes": writes}
+
+
+@cocotb.test()
+async def run_network(dut):
+    """Load each image set through ``cfg`` (one after the other into the same running
+    accelerator), run its input vectors, check (or record) every output."""
+    from sim.image import load_images
+
+    t_wall = time.monotonic()
+    image_dirs = _env_paths("EIE_IMAGES")
+    inputs = _env_paths("EIE_INPUTS")
+    mode = os.environ.get("EIE_MODE", "check")
+    if mode not in ("check", "run"):
+        raise RuntimeError(f"EIE_MODE must be 'check' or 'run', not {mode!r}")
+    expected = _env_paths("EIE_EXPECTED") if mode == "check" else [None] * len(image_dirs)
+    outputs_to = _env_paths("EIE_OUTPUTS", required=False)
+    for name, paths in (("EIE_INPUTS", inputs), ("EIE_EXPECTED", expected),
+                        ("EIE_OUTPUTS", outputs_to or image_dirs)):
+        if len(paths) != len(image_dirs):
+            raise RuntimeError(f"{name} lists {len(paths)} paths for {len(image_dirs)} image sets")
+    seed = int(os.environ.get("EIE_SEED", "0"))
+    pattern = ReadyPattern.parse(os.environ.get("EIE_BACKPRESSURE"), seed)
+    p_idle = float(os.environ.get("EIE_IDLE", "0"))
+
+    tb = TB(dut, seed=seed, backpressure=pattern, p_idle=p_idle)
+    await tb.start()
+    reports, n_inputs = [], 0
+    for k, image_dir in enumerate(image_dirs):
+        images = load_images(image_dir)
+        x = np.atleast_2d(np.load(inputs[k]))
+        want = None if expected[k] is None else np.load(expected[k])
+        y, report = await run_case(tb, images, x, want, seed=seed, pattern=pattern, p_idle=p_idle,
+                                   inject_fault=inject_fault_enabled(os.environ) and k == 0)
+        if outputs_to:
+            _write_atomic(outputs_to[k], lambda p, y=y: np.save(open(p, "wb"), y))
+        reports.append(report)
+        n_inputs += x.shape[0]
     wall = time.monotonic() - t_wall
     simulated = cycle_now()
-    dut._log.info("%d inputs: %s; cycles per input mean %.1f; %d simulated cycles in %.2f s "
-                  "(%.0f cycles/s)", x.shape[0], "all outputs bit-exact" if scoreboard else
-                  "outputs recorded", float(np.mean(cycles)) if cycles else 0.0, simulated, wall,
-                  simulated / wall if wall else 0.0)
-
-    if (out_path := _env_path("EIE_OUTPUTS", required=False)) is not None:
-        _write_atomic(out_path, lambda p: np.save(open(p, "wb"), outputs))
+    dut._log.info("%d image set(s), %d inputs: %s; %d simulated cycles in %.2f s (%.0f cycles/s)",
+                  len(image_dirs), n_inputs, "all outputs bit-exact" if mode == "check" else
+                  "outputs recorded", simulated, wall, simulated / wall if wall else 0.0)
     if (cyc_path := _env_path("EIE_CYCLES", required=False)) is not None:
-        report = {"cycles": cycles, "layer_cycles": layer_cycles, "load_cycles": load_cycles,
-                  "cfg_writes": writes, "simulated_cycles": simulated,
-                  "wall_seconds": round(wall, 3), "seed": seed, "p_ready": pattern.p_ready,
-                  "n_pe": cfg.n_pe, "queue_depth": cfg.queue_depth}
-        _write_atomic(cyc_path, lambda p: p.write_text(json.dumps(report) + "\n"))
+        summary = {"cases": reports, "simulated_cycles": simulated, "wall_seconds": round(wall, 3),
+                   "seed": seed, "p_ready": pattern.p_ready, "p_idle": p_idle}
+        _write_atomic(cyc_path, lambda p: p.write_text(json.dumps(summary) + "\n"))

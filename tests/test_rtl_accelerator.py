@@ -22,7 +22,7 @@ from sim.golden import run_golden
 from sim.image import load_images
 from sim.random_net import random_inputs, random_network
 from tb.runner import CocotbFailure
-from tb.sim_run import simulate, verify
+from tb.sim_run import simulate, verify, verify_suite
 
 pytestmark = pytest.mark.rtl
 
@@ -105,7 +105,7 @@ def features_of(images) -> set:
     found = set()
     if len(images.layers) >= 3:
         found.add("layers3")
-    for l, info in enumerate(images.layers):
+    for info in images.layers:
         counts = np.stack([np.diff(images.ptr[p][info.ptr_base:info.ptr_base + info.n_in + 1])
                            for p in range(cfg.n_pe)])
         if np.any(counts.sum(axis=0) == 0):
@@ -148,6 +148,55 @@ def test_bit_exact(tmp_path, config_name, case_name):
     assert result.layer_cycles.shape == (x.shape[0], len(images.layers))
     assert np.all(result.layer_cycles.sum(axis=1) == result.cycles)
     np.testing.assert_array_equal(result.outputs, expected)
+
+
+def random_suite(tmp_path, config, seed, count):
+    """``count`` random networks with random shapes (1-3 layers, widths 1..40, including
+    layers narrower than the PE array), densities from empty to dense, and random inputs."""
+    rng = np.random.default_rng(seed)
+    cases, seen = [], set()
+    width = min(40, config.max_width)
+    for k in range(count):
+        n_layers = int(rng.integers(1, 4))
+        shapes = [int(rng.integers(1, width + 1)) for _ in range(n_layers + 1)]
+        if k == 0:
+            shapes = [1, 1]
+        elif k == 1:
+            shapes = [9, max(1, config.n_pe - 1)]
+        density = float(rng.choice([0.0, 0.03, 0.2, 0.6, 1.0]))
+        empty_cols = float(rng.choice([0.0, 0.3]))
+        if k == 2:  # every PE's rows as long as possible: zero runs that need padding
+            shapes, density = [8, config.max_width], 0.02
+        elif k == 3:
+            shapes, density, empty_cols = [12, 10], 1.0, 0.0
+        extreme = bool(rng.random() < 0.3)
+        net = random_network(int(rng.integers(1 << 30)), shapes, config, density=density,
+                             empty_cols=empty_cols, extreme=extreme)
+        images = load_images(write_images(net, config, tmp_path / f"net{k}"))
+        x = random_inputs(int(rng.integers(1 << 30)), int(rng.integers(1, 4)), shapes[0], config,
+                          density=float(rng.choice([0.0, 0.5, 1.0])), extreme=extreme)
+        cases.append((images, x, run_golden(images, x)))
+        seen |= features_of(images)
+        if min(shapes[1:]) < config.n_pe:
+            seen.add("idle_pes")
+        if density == 0.0:
+            seen.add("no_weights")
+    return cases, seen
+
+
+@pytest.mark.parametrize("config_name", ["pe3_q1_epw3", "pe4_q2", "pe8_q8_narrow"])
+def test_random_networks_back_to_back(tmp_path, config_name):
+    """Many random networks loaded one after the other into one running accelerator."""
+    config = CONFIGS[config_name]
+    cases, seen = random_suite(tmp_path, config, seed=config.n_pe, count=16)
+    wanted = {"empty_cols", "dense", "layers3", "idle_pes", "no_weights"}
+    if config.max_rows_per_pe > config.max_run + 1:  # else no zero run can need padding
+        wanted.add("padding")
+    missing = wanted - seen
+    assert not missing, f"the suite does not exercise {sorted(missing)}; change its seed"
+    results = verify_suite(cases, config=config, seed=7, backpressure="random:0.7", p_idle=0.1)
+    for (_, _, expected), result in zip(cases, results, strict=True):
+        np.testing.assert_array_equal(result.outputs, expected)
 
 
 def test_injected_fault_fails(tmp_path):
