@@ -27,13 +27,7 @@ def test_lnzd(n_inputs):
              index_width=9, trials=300, seed=n_inputs)
 
 
-QUEUE_DEPTH_2 = pytest.param(2, marks=pytest.mark.xfail(
-    strict=True, reason="SyncFIFOBuffered(depth=2) has a 1-entry inner FIFO: i.ready drops at "
-    "level 1 and throughput is one activation every other cycle, not one per cycle as "
-    "hw/activation_queue.py documents"))
-
-
-@pytest.mark.parametrize("depth", [1, QUEUE_DEPTH_2, 8])
+@pytest.mark.parametrize("depth", [1, 2, 3, 8])
 def test_activation_queue(depth):
     from hw.activation_queue import ActivationQueue
     dut = ActivationQueue(depth=depth, act_bits=16, index_width=9)
