@@ -214,6 +214,7 @@ def build_verilog(verilog, toplevel: str, *, config_hash: str | None = None,
             raise RuntimeError(f"Verilator build of {toplevel} failed ({e}); log {log}:\n{tail}") \
                 from None
         _save_runtime(runtime, build_dir)
+        _drop_intermediates(build_dir, keep={toplevel, src.name, vlt.name, log.name})
         seconds = time.monotonic() - t0
         stamp.write_text(json.dumps({"toplevel": toplevel, "config_hash": config_hash,
                                      "args": args, "cxx_opt": cxx_opt,
@@ -265,6 +266,13 @@ def default_cxx_opt(verilog_chars: int) -> str:
     only for the largest arrays, which the tests run for few cycles.
     """
     return os.environ.get("EIE_CXX_OPT") or ("-O1" if verilog_chars <= CXX_OPT_LARGE else "-O0")
+
+
+def _drop_intermediates(build_dir: Path, keep: set) -> None:
+    """Only the executable is needed to simulate; the precompiled headers alone are ~190 MB."""
+    for f in build_dir.iterdir():
+        if f.name not in keep and f.is_file():
+            f.unlink()
 
 
 def _ports_only_verilator(reused_objects=(), cxx_opt="-Os"):
