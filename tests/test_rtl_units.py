@@ -41,6 +41,14 @@ def test_pointer_read():
              config=SMALL.to_dict(), jobs=800, seed=1)
 
 
+@pytest.mark.parametrize("entries_per_word", [3, 8])
+def test_sparse_matrix_read(entries_per_word):
+    from hw.sparse_matrix_read import SparseMatrixReadUnit
+    config = SMALL.replace(entries_per_word=entries_per_word)
+    run_unit(SparseMatrixReadUnit(config=config), f"spmat_read{entries_per_word}",
+             "tb.units.test_sparse_matrix_read", config=config.to_dict(), jobs=300, seed=4)
+
+
 def test_arithmetic_unit():
     from hw.arithmetic_unit import ArithmeticUnit
     run_unit(ArithmeticUnit(config=SMALL), "arith", "tb.units.test_arithmetic_unit",
