@@ -8,8 +8,8 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.config import EIEConfig
 from hw.activation_rw import OUT_LATENCY
+from hw.config import EIEConfig
 from hw.io_map import CONTROL_N_LAYERS, LAYER_STRIDE, LayerField, Space, cfg_layout
 from hw.layouts import Widths, activation_layout, layer_layout
 from hw.lnzd import LeadingNonZeroDetector
@@ -76,10 +76,11 @@ class EIEAccelerator(wiring.Component):
     ====================== ====== ==================================================================
 
     ``cfg`` writes land one cycle after their handshake; writes to an address outside a space,
-    to a PE that does not exist, or of a layer count above ``max_layers`` are ignored. While idle, an input element is accepted only
-    when the number of layers is non-zero and no ``cfg`` write is offered or landing, so every
-    write is seen by the next input vector. Inputs ``j = 0 .. n_in(0)-1`` follow in order
-    (``i__ready`` stays high until the last one); outputs ``0 .. n_out-1`` leave in order.
+    to a PE that does not exist, or of a layer count above ``max_layers`` are ignored. While
+    idle, an input element is accepted only when the number of layers is non-zero and no
+    ``cfg`` write is offered or landing, so every write is seen by the next input vector.
+    Inputs ``j = 0 .. n_in(0)-1`` follow in order (``i__ready`` stays high until the last
+    one); outputs ``0 .. n_out-1`` leave in order.
 
     Parameters
     ----------

@@ -37,8 +37,8 @@ class ActivationReadWriteUnit(wiring.Component):
     **Other ports.** ``load`` writes input activations into the source (I/O mode); ``dst``
     writes results into the destination (write-back); ``out_addr`` reads the source (result of
     the last layer after the swap) with ``out_data`` valid ``OUT_LATENCY`` = 2 cycles later,
-    while the scanner is idle; ``bias_w`` writes and ``bias_addr`` reads (``bias_data`` one cycle later) the bias
-    SRAM (``bias_depth`` × ``acc_bits``).
+    while the scanner is idle; ``bias_w`` writes and ``bias_addr`` reads (``bias_data`` one
+    cycle later) the bias SRAM (``bias_depth`` × ``acc_bits``).
 
     Parameters
     ----------

@@ -103,7 +103,7 @@ class LeadingNonZeroDetector(wiring.Component):
                 grant = Signal(name=f"node_{level}_{n}_grant")
                 m.d.comb += valid.eq(Cat(c_valid for c_valid, _, _ in children).any())
                 earlier = []
-                for c_valid, c_payload, c_grant in children:
+                for c_valid, _, c_grant in children:
                     chosen = c_valid & ~Cat(*earlier).any() if earlier else c_valid
                     m.d.comb += c_grant.eq(grant & chosen)
                     earlier.append(c_valid)

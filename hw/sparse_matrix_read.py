@@ -34,11 +34,11 @@ class SparseMatrixReadUnit(wiring.Component):
     block RAM) is read once per issued entry; the word is registered, then the entry selected
     from it is registered.
 
-    Latency: an entry appears at ``o`` three cycles after it is issued; a job offered to an
-    idle unit at cycle ``t`` produces its first entry at ``t + 5`` (input register, FIFO,
-    issue, SRAM read, word register, entry register). Throughput: one entry per cycle. Back-pressure: none downstream
-    (the arithmetic unit never stalls); upstream ``job.ready`` is low while the job FIFO is
-    full.
+    Latency: an entry appears at ``o`` three cycles after it is issued; a job offered to an idle
+    unit at cycle ``t`` produces its first entry at ``t + 5`` (input register, FIFO, issue, SRAM
+    read, word register, entry register). Throughput: one entry per cycle. Back-pressure: none
+    downstream (the arithmetic unit never stalls); upstream ``job.ready`` is low while the job
+    FIFO is full.
 
     Parameters
     ----------

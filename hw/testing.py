@@ -56,8 +56,9 @@ def run_cycles(dut, stimulus, observe, n_cycles, *, defaults=None, name="cycles"
     """Drive ``dut`` cycle by cycle and record signals.
 
     ``stimulus[t]`` is a list of ``(signal, value)`` pairs applied in cycle ``t`` on top of
-    ``defaults`` (pairs applied every cycle; signals are not hashable, hence no dicts). Returns, per cycle, the list of ``observe`` values in that cycle
-    (after the inputs of the cycle have settled, before the clock edge that ends it).
+    ``defaults`` (pairs applied every cycle; signals are not hashable, hence no dicts).
+    Returns, per cycle, the list of ``observe`` values in that cycle (after the inputs of the
+    cycle have settled, before the clock edge that ends it).
     """
     trace = []
     defaults = defaults or []

@@ -8,8 +8,7 @@ import pytest
 from compress.emit import write_images
 from hw.config import EIEConfig
 from hw.generate import generate_verilog
-from hw.io_map import (LAYER_STRIDE, LayerField, Space, addr_width, cfg_fields, data_width,
-                       image_writes, pack_cfg)
+from hw.io_map import LAYER_STRIDE, LayerField, Space, addr_width, cfg_fields, data_width, image_writes, pack_cfg
 from sim.image import load_images
 from sim.random_net import random_network
 

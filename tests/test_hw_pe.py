@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from compress.emit import write_images
-from hw.config import EIEConfig
 from hw.activation_rw import OUT_LATENCY
+from hw.config import EIEConfig
 from hw.pe import ProcessingElement
 from hw.testing import simulate, stream_put
 from sim.image import load_images
