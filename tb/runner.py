@@ -292,6 +292,13 @@ def _ports_only_verilator(reused_objects=(), cxx_opt="-Os"):
         """
 
         explicit_env: dict = {}
+        wall_timeout: float | None = None
+
+        def _get_sim_cmd_prefix(self):
+            # A simulation that hangs (e.g. a zero-time loop) is killed instead of blocking pytest.
+            limit = [] if self.wall_timeout is None else \
+                ["timeout", "--kill-after=10", f"{self.wall_timeout:g}"]
+            return limit + super()._get_sim_cmd_prefix()
 
         def _set_env_test(self):
             # cocotb lets os.environ override extra_env; the testbench's inputs must win.
@@ -369,7 +376,7 @@ def _log_tail(log: Path, n: int = 60) -> str:
 
 def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
                toplevel: str | None = None, seed: int | None = None,
-               keep: bool = False) -> RunResult:
+               keep: bool = False, wall_timeout: float | None = None) -> RunResult:
     """Run cocotb tests of ``test_module`` against a design and check every result.
 
     Parameters
@@ -387,6 +394,8 @@ def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
         ``COCOTB_RANDOM_SEED``.
     keep : bool
         Keep the run directory (log, results, waves) even on success. Failed runs are kept.
+    wall_timeout : float, optional
+        Seconds after which the simulator is killed (default ``EIE_SIM_TIMEOUT`` or 1800).
 
     Returns
     -------
@@ -421,6 +430,7 @@ def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
     env = {k: str(v) for k, v in (extra_env or {}).items() if v is not None}
     runner = _ports_only_verilator()
     runner.explicit_env = env
+    runner.wall_timeout = wall_timeout or float(os.environ.get("EIE_SIM_TIMEOUT", "1800"))
     t0 = time.monotonic()
     crashed = None
     # The runner also exits the process under pytest on failure; we check results ourselves.

@@ -50,3 +50,12 @@ async def counts_enabled_cycles(dut, cycles):
     expected = (cycles + (1 if fault else 0)) % (1 << width)
     got = int(dut.count.value)
     assert got == expected, f"count {got}, expected {expected} after {cycles} enabled cycles"
+
+
+@cocotb.test()
+async def hangs_when_asked(dut):
+    """Busy-waits in Python without advancing time when ``EIE_SELFTEST_HANG=1`` (for the
+    runner's wall-clock timeout)."""
+    if os.environ.get("EIE_SELFTEST_HANG") == "1":
+        while True:
+            pass

@@ -33,11 +33,11 @@ def test_different_verilog_gets_its_own_build(counter_build):
 
 def test_passing_tests_pass(counter_build):
     result = run_cocotb(counter_build, MODULE)
-    assert len(result.passed) == 2, result.passed
+    assert len(result.passed) == 3, result.passed
 
 
 def test_fault_switch_makes_the_run_fail(counter_build):
-    with pytest.raises(CocotbFailure, match=r"2 of 2 cocotb test\(s\) failed: counts_enabled_cycles"):
+    with pytest.raises(CocotbFailure, match=r"2 of 3 cocotb test\(s\) failed: counts_enabled_cycles"):
         run_cocotb(counter_build, MODULE, extra_env={"EIE_INJECT_FAULT": "1"})
 
 
@@ -54,3 +54,11 @@ def test_unknown_testcase_fails(counter_build):
 def test_missing_verilog_fails(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"Verilog source .*nothing\.v does not exist"):
         build_verilog(tmp_path / "nothing.v", "nothing")
+
+
+def test_hanging_simulation_is_killed(counter_build):
+    t0 = time.monotonic()
+    with pytest.raises(CocotbFailure, match="ended without a results file"):
+        run_cocotb(counter_build, MODULE, testcase="hangs_when_asked",
+                   extra_env={"EIE_SELFTEST_HANG": "1"}, wall_timeout=3)
+    assert time.monotonic() - t0 < 30
