@@ -278,8 +278,12 @@ class EIEAccelerator(wiring.Component):
                     m.d.sync += [out_pe.eq(0), out_addr.eq(out_addr + 1)]
                 with m.Else():
                     m.d.sync += out_pe.eq(out_pe + 1)
+        # ``popped == n_out - 1``, registered (it feeds the control's next state).
+        last_popped = Signal()
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += popped.eq(popped + 1)
+            m.d.sync += [popped.eq(popped + 1), last_popped.eq(popped + 2 == current.n_out)]
+        with m.Elif(~outputting):
+            m.d.sync += last_popped.eq(current.n_out == 1)
 
         # --- central control ----------------------------------------------------------------
         # Codebook copy engine: runs while the inputs stream in (layer 0) or during the
@@ -383,7 +387,7 @@ class EIEAccelerator(wiring.Component):
                     self.busy.eq(1),
                     outputting.eq(1),
                 ]
-                with m.If(self.o.valid & self.o.ready & (popped == current.n_out - 1)):
+                with m.If(self.o.valid & self.o.ready & last_popped):
                     m.d.sync += done.eq(1)
                     start_idle()
                     m.next = "IDLE"

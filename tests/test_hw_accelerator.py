@@ -131,6 +131,11 @@ CASES = {
     "empty-columns": (dict(n_pe=2, max_rows_per_pe=6), (11, 12, 6), {"empty_cols": 0.4},
                       (0.7,), True),
     "one-input": (dict(n_pe=3), (1, 12, 4), {"density": 0.7}, (1.0, 1.0), True),
+    "one-output": (dict(n_pe=3), (6, 12, 1), {"density": 0.7}, (1.0, 0.5, 0.0), False),
+    "default-widths": (dict(n_pe=4, weight_bits=4, index_bits=4, act_bits=16, acc_bits=40,
+                            entries_per_word=8, ptr_bits=16, max_shift=31, mat_depth=64,
+                            ptr_depth=64, max_rows_per_pe=8, bias_depth=32, queue_depth=8),
+                       (24, 30, 10), {"density": 0.3}, (0.6, "extreme"), True),
     "8pe-wide": (dict(n_pe=8, max_rows_per_pe=3, queue_depth=4, ptr_depth=48), (20, 24, 10), {}, (0.5,), False),
 }
 
