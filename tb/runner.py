@@ -452,7 +452,11 @@ def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
     if not xml.is_file():
         raise CocotbFailure(f"{test_module}: the simulation ended without a results file "
                             f"({crashed}) {where}\n{_log_tail(log)}")
+    from cocotb_tools.check_results import get_results
+    n_tests, n_failed = get_results(xml)
     passed, failed, skipped = _parse_results(xml)
+    if n_failed and not failed:  # counted by cocotb but not attributable to a test case
+        failed = {"(unnamed)": f"{n_failed} of {n_tests} failed according to {xml.name}"}
     if failed:
         msgs = "\n".join(f"  {n}: {m}" for n, m in failed.items())
         raise CocotbFailure(f"{test_module}: {len(failed)} of {len(passed) + len(failed)} cocotb "
