@@ -147,6 +147,7 @@ def test_bit_exact(tmp_path, config_name, case_name):
     assert result.cycles.shape == (x.shape[0],)
     assert result.layer_cycles.shape == (x.shape[0], len(images.layers))
     assert np.all(result.layer_cycles.sum(axis=1) == result.cycles)
+    assert np.all(result.layer_cycles > 0), "a layer took no cycles: the layer signal was missed"
     np.testing.assert_array_equal(result.outputs, expected)
 
 
