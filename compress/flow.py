@@ -92,23 +92,24 @@ def run_rtl(images, x_int, *, queue_depth=None):
 
 
 def print_cycles(images, x_int, result) -> None:
-    """Cycles per input and per layer, next to the ideal (busiest PE's work) — see sim.cycles."""
+    """Cycles per input and per layer next to the ideal (see :mod:`sim.cycles`)."""
     from sim.cycles import layer_work
     from sim.golden import golden_layers
     layer_inputs = [np.asarray(x_int)] + golden_layers(images, x_int)[:-1]
     cyc = np.asarray(result.cycles)
-    console.print(f"RTL: {cyc.size} inputs, cycles per input: mean {cyc.mean():.1f}, "
-                  f"min {cyc.min()}, max {cyc.max()}")
+    out = np.asarray(result.report.get("output_phase", [0]))
+    console.print(f"RTL: {cyc.size} inputs, cycles per input: mean {cyc.mean():.1f}, min {cyc.min()}, "
+                  f"max {cyc.max()} (of which streaming the {images.n_out} outputs: {out.mean():.1f})")
     per_layer = np.asarray(result.layer_cycles)            # (batch, n_layers)
-    table = Table(title="cycles per layer (mean over inputs)")
-    for col in ("layer", "shape", "cycles", "ideal", "ideal/cycles", "load efficiency"):
+    table = Table(title="cycles per layer (mean over inputs); ideal = max(busiest PE's MACs, non-zero inputs)")
+    for col in ("layer", "shape", "cycles", "busiest PE MACs", "non-zero inputs", "ideal/cycles",
+                "load efficiency"):
         table.add_column(col, justify="right")
-    works = [layer_work(images, l, layer_inputs[l]) for l in range(len(images.layers))]
     for l, info in enumerate(images.layers):
-        w = works[l]
+        w = layer_work(images, l, layer_inputs[l])
         c = float(per_layer[:, l].mean())
-        table.add_row(str(l), f"{info.n_in}x{info.n_out}", f"{c:.1f}", f"{w.ideal:.1f}",
-                      f"{w.ideal / c:.2f}", f"{w.total / images.config.n_pe / c:.2f}")
+        table.add_row(str(l), f"{info.n_in}x{info.n_out}", f"{c:.1f}", f"{w.busiest:.1f}",
+                      f"{w.nonzero_inputs:.1f}", f"{w.ideal / c:.2f}", f"{w.total / images.config.n_pe / c:.2f}")
     console.print(table)
 
 

@@ -187,6 +187,7 @@ class RunOutcome:
     cycles: int                 # from the edge that accepted the last input to the done pulse
     per_layer_cycles: list[int]
     output_cycles: list[int]    # cycle at which each output was accepted
+    output_phase: int           # from the first output accepted to the done pulse
 
 
 class TB:
@@ -283,12 +284,16 @@ class TB:
         for c, v in changes:
             if c <= t_start:
                 current = v
+        # The last layer ends when its first output is accepted; streaming the outputs out is
+        # not layer work (it is reported as ``output_phase``).
+        t_first_out = got[0][1] if got else t_done
         per_layer = {}
         prev = t_start
-        for c, v in [(c, v) for c, v in changes if t_start < c < t_done] + [(t_done, None)]:
+        for c, v in [(c, v) for c, v in changes if t_start < c < t_first_out] + [(t_first_out, None)]:
             per_layer[current] = per_layer.get(current, 0) + c - prev
             prev, current = c, v
         n_layers = max(per_layer) + 1 if per_layer else 1
         layer_cycles = [per_layer.get(l, 0) for l in range(n_layers)]
         return RunOutcome(outputs=[v for v, _ in got], cycles=t_done - t_start,
-                          per_layer_cycles=layer_cycles, output_cycles=[c for _, c in got])
+                          per_layer_cycles=layer_cycles, output_cycles=[c for _, c in got],
+                          output_phase=t_done - t_first_out)

@@ -24,8 +24,10 @@ TEST_MODULE = "tb.test_accelerator"
 
 
 class SimResult(NamedTuple):
-    """``outputs`` ``(batch, n_out)`` int64; ``cycles`` ``(batch,)``; ``layer_cycles``
-    ``(batch, n_layers)``; ``report``: the testbench's JSON (load cycles, wall time, ...)."""
+    """``outputs`` ``(batch, n_out)`` int64; ``cycles`` ``(batch,)`` (last input accepted to
+    ``done``); ``layer_cycles`` ``(batch, n_layers)`` (the last layer ends at its first output);
+    ``report``: the testbench's JSON (``output_phase``, load cycles, simulated cycles, wall
+    time of the simulation alone, ...)."""
 
     outputs: np.ndarray
     cycles: np.ndarray

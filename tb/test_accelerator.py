@@ -12,7 +12,8 @@ Run through :func:`tb.runner.run_cocotb` (pytest: ``tests/test_rtl_accelerator.p
 ``EIE_MODE``         ``check`` (default): compare every output; ``run``: only record outputs
 ``EIE_OUTPUTS``      where to write the RTL outputs as ``.npy`` (optional)
 ``EIE_CYCLES``       where to write the measured cycles as JSON (optional): per image set
-                     (``cases``) the ``cycles`` and ``layer_cycles`` of every input,
+                     (``cases``) the ``cycles``, ``layer_cycles`` (the last layer ends at its
+                     first output) and ``output_phase`` (streaming the outputs) of every input,
                      ``load_cycles`` and ``cfg_writes``; the simulated cycles and the wall time
 ``EIE_SEED``         seed of the back-pressure and idle patterns (default 0)
 ``EIE_BACKPRESSURE`` ``none`` (default), ``random`` or ``random:P`` (``o.ready`` high with prob. P)
@@ -92,19 +93,20 @@ async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fau
     writes = await tb.load_images(images)
     load_cycles = cycle_now() - t0
     outputs = np.zeros((x.shape[0], n_out), dtype=np.int64)
-    cycles, layer_cycles = [], []
+    cycles, layer_cycles, output_phase = [], [], []
     for b, vec in enumerate(x):
         check = None if scoreboard is None else (
             lambda row, got, cycle, b=b: scoreboard.check(b, row, got, cycle))
         result = await tb.run([int(v) for v in vec], n_out, max_cycles=max_cycles, on_output=check)
         outputs[b] = result.outputs
         cycles.append(result.cycles)
+        output_phase.append(result.output_phase)
         per_layer = list(result.per_layer_cycles) + [0] * (n_layers - len(result.per_layer_cycles))
         layer_cycles.append(per_layer[:n_layers])
     if scoreboard is not None:
         scoreboard.finish()
     return outputs, {"images": str(images.path), "cycles": cycles, "layer_cycles": layer_cycles,
-                     "load_cycles": load_cycles, "cfg_writes": writes}
+                     "output_phase": output_phase, "load_cycles": load_cycles, "cfg_writes": writes}
 
 
 @cocotb.test()
