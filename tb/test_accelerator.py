@@ -14,7 +14,8 @@ Run through :func:`tb.runner.run_cocotb` (pytest: ``tests/test_rtl_accelerator.p
 ``EIE_CYCLES``       where to write the measured cycles as JSON (optional): per image set
                      (``cases``) the ``cycles``, ``layer_cycles`` (the last layer ends at its
                      first output) and ``output_phase`` (streaming the outputs) of every input,
-                     ``load_cycles`` and ``cfg_writes``; the simulated cycles and the wall time
+                     ``load_cycles``, ``load_wall_seconds`` and ``cfg_writes``; the simulated
+                     cycles and the wall time
 ``EIE_SEED``         seed of the back-pressure and idle patterns (default 0)
 ``EIE_BACKPRESSURE`` ``none`` (default), ``random`` or ``random:P`` (``o.ready`` high with prob. P)
 ``EIE_IDLE``         probability of an idle cycle before each ``cfg``/``i`` beat (default 0)
@@ -89,9 +90,9 @@ async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fau
         scoreboard = Scoreboard(expected, n_pe=cfg.n_pe, layer=n_layers - 1,
                                 inject_fault=inject_fault, context=context)
     max_cycles = int(os.environ.get("EIE_MAX_CYCLES") or timeout_cycles(images, pattern.p_ready))
-    t0 = cycle_now()
+    t0, wall0 = cycle_now(), time.monotonic()
     writes = await tb.load_images(images)
-    load_cycles = cycle_now() - t0
+    load_cycles, load_wall = cycle_now() - t0, time.monotonic() - wall0
     outputs = np.zeros((x.shape[0], n_out), dtype=np.int64)
     cycles, layer_cycles, output_phase = [], [], []
     for b, vec in enumerate(x):
@@ -106,7 +107,8 @@ async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fau
     if scoreboard is not None:
         scoreboard.finish()
     return outputs, {"images": str(images.path), "cycles": cycles, "layer_cycles": layer_cycles,
-                     "output_phase": output_phase, "load_cycles": load_cycles, "cfg_writes": writes}
+                     "output_phase": output_phase, "load_cycles": load_cycles,
+                     "load_wall_seconds": round(load_wall, 3), "cfg_writes": writes}
 
 
 @cocotb.test()
