@@ -9,9 +9,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.activation_rw import OUT_LATENCY
-from hw.config import EIEConfig
 from hw.io_map import CONTROL_N_LAYERS, LAYER_STRIDE, LayerField, Space, cfg_layout
-from hw.layouts import Widths, activation_layout, layer_layout
+from hw.layouts import ConfiguredComponent, Widths, activation_layout, check_config, layer_layout
 from hw.lnzd import LeadingNonZeroDetector
 from hw.pe import ProcessingElement, check_images
 
@@ -25,7 +24,7 @@ _FIELD_NAMES = {
 }
 
 
-class EIEAccelerator(wiring.Component):
+class EIEAccelerator(ConfiguredComponent):
     """An EIE PE array that runs a whole compressed network, layer after layer, on chip.
 
     **Modes.** *I/O mode* (idle): ``cfg`` writes the pointer, sparse-matrix and bias SRAMs of
@@ -106,8 +105,7 @@ class EIEAccelerator(wiring.Component):
     """
 
     def __init__(self, *, config, images=None):
-        if not isinstance(config, EIEConfig):
-            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        config = check_config(config)
         check_images(config, images)
         self._config = config
         self._images = images
@@ -120,10 +118,6 @@ class EIEAccelerator(wiring.Component):
             "layer": Out(Widths(config).layer),
             "done": Out(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.config import EIEConfig
-from hw.layouts import Widths, WritePortSignature, activation_layout
+from hw.layouts import ConfiguredComponent, Widths, WritePortSignature, activation_layout, check_config
 from hw.pointer_read import check_init
 
 __all__ = ["ActivationReadWriteUnit"]
@@ -18,7 +17,7 @@ CANDIDATE_DEPTH = 4
 OUT_LATENCY = 2
 
 
-class ActivationReadWriteUnit(wiring.Component):
+class ActivationReadWriteUnit(ConfiguredComponent):
     """Source and destination activation register files, the source scanner and the biases.
 
     Two memories of ``max_rows_per_pe`` activations (synchronous read) swap roles between
@@ -71,8 +70,7 @@ class ActivationReadWriteUnit(wiring.Component):
     """
 
     def __init__(self, *, config, pe_index, bias_init=None):
-        if not isinstance(config, EIEConfig):
-            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        config = check_config(config)
         if not isinstance(pe_index, int) or isinstance(pe_index, bool):
             raise TypeError(f"pe_index must be an integer, not {pe_index!r}")
         if not 0 <= pe_index < config.n_pe:
@@ -98,10 +96,6 @@ class ActivationReadWriteUnit(wiring.Component):
             "bias_addr": In(w.bias_addr),
             "bias_data": Out(signed(config.acc_bits)),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     @property
     def pe_index(self):

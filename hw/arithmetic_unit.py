@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.config import EIEConfig
-from hw.layouts import Widths, entry_layout
+from hw.layouts import ConfiguredComponent, Widths, check_config, entry_layout
 
 __all__ = ["ArithmeticUnit"]
 
 
-class ArithmeticUnit(wiring.Component):
+class ArithmeticUnit(ConfiguredComponent):
     """Decode, multiply and accumulate one sparse-matrix entry per cycle.
 
     A fixed-latency pipeline that never stalls:
@@ -72,8 +71,7 @@ class ArithmeticUnit(wiring.Component):
     CLEAR_LATENCY = 4
 
     def __init__(self, *, config):
-        if not isinstance(config, EIEConfig):
-            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        config = check_config(config)
         self._config = config
         w = Widths(config)
         self._acc_layout = data.StructLayout({
@@ -85,10 +83,6 @@ class ArithmeticUnit(wiring.Component):
             "codebook": In(data.ArrayLayout(signed(config.act_bits), config.codebook_size)),
             "busy": Out(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

@@ -13,9 +13,28 @@ from amaranth.lib.wiring import Out
 from hw.config import EIEConfig
 
 __all__ = [
-    "bits_for", "Widths", "activation_layout", "job_layout", "entry_layout", "layer_layout",
-    "WritePortSignature",
+    "check_config", "ConfiguredComponent", "bits_for", "Widths", "activation_layout", "job_layout",
+    "entry_layout", "layer_layout", "WritePortSignature",
 ]
+
+
+def check_config(config) -> EIEConfig:
+    """Return ``config`` if it is an :class:`EIEConfig`; raise :class:`TypeError` otherwise."""
+    if not isinstance(config, EIEConfig):
+        raise TypeError(f"config must be an EIEConfig, not {config!r}")
+    return config
+
+
+class ConfiguredComponent(wiring.Component):
+    """Base of the components built for one :class:`EIEConfig`, exposed read-only as ``config``.
+
+    Subclasses validate with :func:`check_config`, store ``self._config`` and call
+    ``super().__init__(signature)`` last.
+    """
+
+    @property
+    def config(self) -> EIEConfig:
+        return self._config
 
 
 def bits_for(n: int) -> int:

@@ -9,8 +9,7 @@ from amaranth.lib.wiring import In, Out
 from hw.activation_queue import ActivationQueue
 from hw.activation_rw import ActivationReadWriteUnit
 from hw.arithmetic_unit import ArithmeticUnit
-from hw.config import EIEConfig
-from hw.layouts import Widths, WritePortSignature, activation_layout, layer_layout
+from hw.layouts import ConfiguredComponent, Widths, WritePortSignature, activation_layout, check_config, layer_layout
 from hw.pointer_read import PointerReadUnit
 from hw.requantize import Requantizer
 from hw.sparse_matrix_read import SparseMatrixReadUnit
@@ -37,7 +36,7 @@ def delay(m, value, cycles, name):
     return value
 
 
-class ProcessingElement(wiring.Component):
+class ProcessingElement(ConfiguredComponent):
     """An EIE PE: activation queue → pointer read → sparse-matrix read → arithmetic unit, and the
     activation read/write unit with the requantiser on the write-back path.
 
@@ -100,8 +99,7 @@ class ProcessingElement(wiring.Component):
     """
 
     def __init__(self, *, config, pe_index, images=None):
-        if not isinstance(config, EIEConfig):
-            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        config = check_config(config)
         if not isinstance(pe_index, int) or isinstance(pe_index, bool):
             raise TypeError(f"pe_index must be an integer, not {pe_index!r}")
         if not 0 <= pe_index < config.n_pe:
@@ -132,10 +130,6 @@ class ProcessingElement(wiring.Component):
             "busy": Out(1),
             "mac": Out(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     @property
     def pe_index(self):

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.config import EIEConfig
-from hw.layouts import Widths, WritePortSignature, activation_layout, bits_for, job_layout
+from hw.layouts import (
+    ConfiguredComponent,
+    Widths,
+    WritePortSignature,
+    activation_layout,
+    bits_for,
+    check_config,
+    job_layout,
+)
 
 __all__ = ["PointerReadUnit"]
 
@@ -28,7 +35,7 @@ def check_init(name, init, depth, width, *, signed=False):
     return values
 
 
-class PointerReadUnit(wiring.Component):
+class PointerReadUnit(ConfiguredComponent):
     """Look up column ``j``'s pointers ``P[base+j]`` and ``P[base+j+1]`` in one cycle.
 
     The pointer SRAM is split by address parity into an even and an odd bank (two
@@ -66,8 +73,7 @@ class PointerReadUnit(wiring.Component):
     """
 
     def __init__(self, *, config, init=None):
-        if not isinstance(config, EIEConfig):
-            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        config = check_config(config)
         self._init = check_init("pointer init", init, config.ptr_depth, config.ptr_bits)
         self._config = config
         w = Widths(config)
@@ -77,10 +83,6 @@ class PointerReadUnit(wiring.Component):
             "o": Out(stream.Signature(job_layout(config))),
             "w": In(WritePortSignature(w.ptr_addr, config.ptr_bits)),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from hw.config import EIEConfig
-from hw.layouts import Widths
+from hw.layouts import ConfiguredComponent, Widths, check_config
 
 __all__ = ["Requantizer"]
 
 
-class Requantizer(wiring.Component):
+class Requantizer(ConfiguredComponent):
     """Bias, round half up, shift, saturate and optionally ReLU one accumulator per cycle.
 
     Exactly ``docs/numerics.md``::
@@ -52,8 +51,7 @@ class Requantizer(wiring.Component):
     LATENCY = 2
 
     def __init__(self, *, config):
-        if not isinstance(config, EIEConfig):
-            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        config = check_config(config)
         self._config = config
         layout = data.StructLayout({"acc": signed(config.acc_bits),
                                     "bias": signed(config.acc_bits)})
@@ -63,10 +61,6 @@ class Requantizer(wiring.Component):
             "relu": In(1),
             "o": Out(stream.Signature(signed(config.act_bits), always_ready=True)),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

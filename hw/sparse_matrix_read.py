@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.config import EIEConfig
-from hw.layouts import Widths, WritePortSignature, entry_layout, job_layout
+from hw.layouts import ConfiguredComponent, Widths, WritePortSignature, check_config, entry_layout, job_layout
 from hw.pointer_read import check_init
 
 __all__ = ["SparseMatrixReadUnit"]
@@ -17,7 +16,7 @@ __all__ = ["SparseMatrixReadUnit"]
 JOB_FIFO_DEPTH = 2
 
 
-class SparseMatrixReadUnit(wiring.Component):
+class SparseMatrixReadUnit(ConfiguredComponent):
     """Stream the ``(v, z)`` entries of queued column jobs, one entry per cycle.
 
     Column jobs ``(start, end, value)`` from the pointer read unit are registered (they come
@@ -66,8 +65,7 @@ class SparseMatrixReadUnit(wiring.Component):
     """
 
     def __init__(self, *, config, init=None):
-        if not isinstance(config, EIEConfig):
-            raise TypeError(f"config must be an EIEConfig, not {config!r}")
+        config = check_config(config)
         self._init = check_init("sparse-matrix init", init, config.mat_depth, config.word_bits)
         self._config = config
         w = Widths(config)
@@ -77,10 +75,6 @@ class SparseMatrixReadUnit(wiring.Component):
             "w": In(WritePortSignature(w.mat_addr, config.word_bits)),
             "busy": Out(1),
         })
-
-    @property
-    def config(self):
-        return self._config
 
     def elaborate(self, platform):
         m = Module()
