@@ -140,7 +140,8 @@ def run_synth(config: EIEConfig, out) -> dict:
     table.add_column("cell")
     table.add_column("count", justify="right")
     for k, v in sorted(cells.items()):
-        table.add_row(k, str(v))
+        if not k.startswith("$"):          # Yosys bookkeeping ($scopeinfo), not logic
+            table.add_row(k, str(v))
     console.print(table)
     return cells
 
