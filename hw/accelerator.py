@@ -24,6 +24,17 @@ _FIELD_NAMES = {
 }
 
 
+def _advance_interleaved(m, pe, addr, n_pe):
+    """Step ``(pe, addr)`` to the next element ``j`` of an interleaved vector (``j = addr·n_pe + pe``)."""
+    if n_pe == 1:
+        m.d.sync += addr.eq(addr + 1)
+    else:
+        with m.If(pe == n_pe - 1):
+            m.d.sync += [pe.eq(0), addr.eq(addr + 1)]
+        with m.Else():
+            m.d.sync += pe.eq(pe + 1)
+
+
 class EIEAccelerator(ConfiguredComponent):
     """An EIE PE array that runs a whole compressed network, layer after layer, on chip.
 
@@ -216,13 +227,7 @@ class EIEAccelerator(ConfiguredComponent):
         m.d.comb += input_last.eq(in_count == table.n_in - 1)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += in_count.eq(in_count + 1)
-            if n_pe == 1:
-                m.d.sync += in_addr.eq(in_addr + 1)
-            else:
-                with m.If(in_pe == n_pe - 1):
-                    m.d.sync += [in_pe.eq(0), in_addr.eq(in_addr + 1)]
-                with m.Else():
-                    m.d.sync += in_pe.eq(in_pe + 1)
+            _advance_interleaved(m, in_pe, in_addr, n_pe)
 
         # --- broadcast register between the LNZD and the activation queues ---------------
         bcast_valid = Signal()
@@ -265,13 +270,7 @@ class EIEAccelerator(ConfiguredComponent):
         ]
         with m.If(out_issue):
             m.d.sync += out_count.eq(out_count + 1)
-            if n_pe == 1:
-                m.d.sync += out_addr.eq(out_addr + 1)
-            else:
-                with m.If(out_pe == n_pe - 1):
-                    m.d.sync += [out_pe.eq(0), out_addr.eq(out_addr + 1)]
-                with m.Else():
-                    m.d.sync += out_pe.eq(out_pe + 1)
+            _advance_interleaved(m, out_pe, out_addr, n_pe)
         # ``popped == n_out - 1``, registered (it feeds the control's next state).
         last_popped = Signal()
         with m.If(self.o.valid & self.o.ready):
