@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +88,13 @@ class Images:
     def output_frac_bits(self) -> int:
         return self.layers[-1].out_frac_bits
 
+    @cached_property
+    def _entries(self) -> list[np.ndarray]:
+        return [unpack_entries(words, self.config) for words in self.mat]
+
     def entries(self, pe: int) -> np.ndarray:
-        """All ``(v, z)`` entries of one PE as an int64 array of packed entries."""
-        return unpack_entries(self.mat[pe], self.config)
+        """All ``(v, z)`` entries of one PE as an int64 array of packed entries (unpacked once)."""
+        return self._entries[pe]
 
 
 # --- encoding ------------------------------------------------------------------------------------
