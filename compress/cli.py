@@ -233,12 +233,13 @@ def rtl(images_dir, out, name, **kw):
 def sim(images_dir, input_file, out_file, raw, queue_depth):
     """Run the generated RTL on Verilator (cocotb) and print cycles per input."""
     from compress import flow
+    from sim.golden import golden_layers
     from sim.image import load_images
     images = load_images(images_dir)
     xq = _prepare_input(images, load_array(input_file, "input"), raw)
     result = flow.run_rtl(images, xq, queue_depth=queue_depth)
     save_array_atomic(out_file, _output(images, result.outputs, raw))
-    flow.print_cycles(images, xq, result)
+    flow.print_cycles(images, xq, result, golden_layers(images, xq))
 
 
 @main.command()

@@ -91,11 +91,14 @@ def run_rtl(images, x_int, *, queue_depth=None):
     return simulate(images, x_int, config=config)
 
 
-def print_cycles(images, x_int, result) -> None:
-    """Cycles per input and per layer next to the ideal (see :mod:`sim.cycles`)."""
+def print_cycles(images, x_int, result, golden) -> None:
+    """Cycles per input and per layer next to the ideal (see :mod:`sim.cycles`).
+
+    ``golden`` is :func:`sim.golden.golden_layers` of ``x_int``: every layer's outputs, from
+    which each layer's non-zero inputs and work follow.
+    """
     from sim.cycles import layer_work
-    from sim.golden import golden_layers
-    layer_inputs = [np.asarray(x_int)] + golden_layers(images, x_int)[:-1]
+    layer_inputs = [np.asarray(x_int)] + list(golden[:-1])
     cyc = np.asarray(result.cycles)
     out = np.asarray(result.report.get("output_phase", [0]))
     console.print(f"RTL: {cyc.size} inputs, cycles per input: mean {cyc.mean():.1f}, min {cyc.min()}, "
@@ -115,8 +118,9 @@ def print_cycles(images, x_int, result) -> None:
 
 def verify_rtl(images, x_int, *, queue_depth=None) -> bool:
     """Golden model and RTL on the same inputs; prints the first mismatch. True when identical."""
-    from sim.golden import run_golden
-    expected = run_golden(images, x_int)
+    from sim.golden import golden_layers
+    golden = golden_layers(images, x_int)
+    expected = golden[-1]
     result = run_rtl(images, x_int, queue_depth=queue_depth)
     got = np.asarray(result.outputs)
     bad = np.argwhere(got != expected)
@@ -128,7 +132,7 @@ def verify_rtl(images, x_int, *, queue_depth=None) -> bool:
         return False
     console.print(f"[green]bit-exact[/green]: {expected.shape[0]} inputs x {expected.shape[1]} outputs, "
                   f"RTL == golden model")
-    print_cycles(images, x_int, result)
+    print_cycles(images, x_int, result, golden)
     return True
 
 
@@ -191,12 +195,13 @@ def load_data(data_file, model):
     return data
 
 
-def golden_accuracy(images, data) -> tuple[float, np.ndarray]:
-    """Accuracy of the golden model on the test set, and the integer test inputs."""
-    from sim.golden import quantize_input, run_golden
+def golden_accuracy(images, data) -> tuple[float, np.ndarray, list[np.ndarray]]:
+    """Accuracy of the golden model on the test set, the integer test inputs and every layer's
+    golden outputs for them (:func:`sim.golden.golden_layers`)."""
+    from sim.golden import golden_layers, quantize_input
     xq = quantize_input(data.x_test.numpy(), images.input_frac_bits, images.config.act_bits)
-    y = run_golden(images, xq)
-    return accuracy(y, data.y_test.numpy()), xq
+    layers = golden_layers(images, xq)
+    return accuracy(layers[-1], data.y_test.numpy()), xq, layers
 
 
 def make_options(config: EIEConfig, *, densities=None, budget=None, granularity="fine", block=None,
@@ -231,6 +236,8 @@ class CompressReport:
     images: object
     golden_accuracy: float
     reference_accuracy: float
+    test_inputs: np.ndarray | None = None          # integer test inputs
+    golden_outputs: list | None = None             # every layer's golden outputs for them
 
     def stats(self) -> dict:
         r = self.pipeline
@@ -260,9 +267,9 @@ def compress_to_images(model, data, options, config: EIEConfig, out, *, progress
               "balance_pes": options.balance_pes, "kmeans_init": options.kmeans_init}
     out = write_images(net, config, out, source=source, stats=stats_only, reference=reference)
     images = load_images(out, expect_config=config)
-    golden_acc, _ = golden_accuracy(images, data)
+    golden_acc, xq, golden = golden_accuracy(images, data)
     ref_acc = accuracy(reference_forward_float(images, data.x_test.numpy()), data.y_test.numpy())
-    return CompressReport(out, result, images, golden_acc, ref_acc)
+    return CompressReport(out, result, images, golden_acc, ref_acc, xq, golden)
 
 
 def print_report(report: CompressReport) -> None:
@@ -329,7 +336,6 @@ def digits_flow(out: Path, config: EIEConfig, *, with_rtl=True, retrain=False, s
     """
     from compress.digits import load_digits_split
     from compress.errors import CompressError
-    from sim.golden import run_golden
     data = load_digits_split(seed)
     model = _load_or_train_default(out / "model.pt", data, retrain=retrain, seed=seed)
     report = compress_to_images(model, data, make_options(config, seed=seed), config, out / "images")
@@ -341,8 +347,7 @@ def digits_flow(out: Path, config: EIEConfig, *, with_rtl=True, retrain=False, s
                   f"{loss:+.2f} points (target <= 0.5: {'met' if loss <= 0.5 else 'NOT met'})")
     if not with_rtl:
         return True
-    _, xq = golden_accuracy(report.images, data)
-    expected = run_golden(report.images, xq)
+    xq, expected = report.test_inputs, report.golden_outputs[-1]
     console.print(f"RTL: {xq.shape[0]} test images through the generated Verilog on Verilator "
                   f"({config.n_pe} PEs) ...")
     result = run_rtl(report.images, xq)
@@ -351,7 +356,7 @@ def digits_flow(out: Path, config: EIEConfig, *, with_rtl=True, retrain=False, s
     rtl_acc = accuracy(got, data.y_test.numpy())
     console.print(f"RTL accuracy {rtl_acc:.2f} % (golden {report.golden_accuracy:.2f} %), "
                   f"{mismatches} mismatching outputs of {expected.size}")
-    print_cycles(report.images, xq, result)
+    print_cycles(report.images, xq, result, report.golden_outputs)
     if mismatches:
         b, row = np.argwhere(got != expected)[0]
         raise CompressError(f"RTL differs from the golden model at test image {b}, output {row}: golden "

@@ -24,9 +24,10 @@ def digits_images(tmp_path_factory):
 
 def test_all_digits_test_images_are_bit_exact_and_as_accurate_as_the_golden_model(digits_images):
     report, data = digits_images
-    golden_acc, xq = flow.golden_accuracy(report.images, data)
+    golden_acc, xq = report.golden_accuracy, report.test_inputs
     assert xq.shape == (450, 64)
     expected = run_golden(report.images, xq)
+    assert np.array_equal(report.golden_outputs[-1], expected)
     result = simulate(report.images, xq)
     assert np.array_equal(result.outputs, expected), "RTL differs from the golden model"
     assert flow.accuracy(result.outputs, data.y_test.numpy()) == golden_acc
