@@ -32,7 +32,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -m "not rtl and not synth"
 
 lint: $(STAMP)
-	$(BIN)/ruff check compress hw sim tb tests benchmarks
+	$(BIN)/ruff check eie compress hw sim tb tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compress_alexnet_fc6.py

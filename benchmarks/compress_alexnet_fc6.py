@@ -18,11 +18,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from compress.emit import write_images
-from compress.fixedpoint import calibrate
-from compress.prune import magnitude_mask, target_count
-from compress.quantize import SharedLayer, share_weights
-from hw.config import EIEConfig
+from eie.spec.emit import write_images
+from eie.compress.fixedpoint import calibrate
+from eie.compress.prune import magnitude_mask, target_count
+from eie.compress.quantize import SharedLayer, share_weights
+from eie.spec.config import EIEConfig
 
 console = Console(highlight=False)
 

@@ -17,13 +17,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from compress.emit import fit_config, write_images
-from hw.config import EIEConfig
-from sim.cycles import layer_work
-from sim.golden import golden_layers
-from sim.image import load_images
-from sim.random_net import random_inputs, random_network
-from tb.sim_run import simulate
+from eie.spec.emit import fit_config, write_images
+from eie.spec.config import EIEConfig
+from eie.sim.cycles import layer_work
+from eie.sim.golden import golden_layers
+from eie.spec.image import load_images
+from eie.sim.random_net import random_inputs, random_network
+from eie.tb.sim_run import simulate
 
 console = Console(highlight=False)
 

@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from compress.train import Dataset, deterministic, train_epochs
+from eie.compress.train import Dataset, deterministic, train_epochs
 
 __all__ = ["DigitsMLP", "load_digits_split", "train_default_model"]
 

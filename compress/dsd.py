@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from compress.errors import CompressError
-from compress.prune import prune_once
-from compress.train import Dataset, accuracy, linear_layers, train_epochs
+from eie.spec.errors import CompressError
+from eie.compress.prune import prune_once
+from eie.compress.train import Dataset, accuracy, linear_layers, train_epochs
 
 __all__ = ["DSDResult", "run_dsd"]
 

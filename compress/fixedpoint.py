@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from hw.config import ConfigError, EIEConfig
-from sim.network import QuantizedLayer, QuantizedNetwork
+from eie.spec.config import ConfigError, EIEConfig
+from eie.spec.network import QuantizedLayer, QuantizedNetwork
 
 __all__ = ["frac_bits_for", "calibrate"]
 

@@ -25,7 +25,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from compress.errors import CompressError
+from eie.spec.errors import CompressError
 
 __all__ = ["LinearSpec", "load_model", "extract_layers", "specs_to_module"]
 

@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.errors import CompressError
-from compress.train import Dataset, linear_layers, train_epochs
+from eie.spec.errors import CompressError
+from eie.compress.train import Dataset, linear_layers, train_epochs
 
 __all__ = ["INITS", "SharedLayer", "init_centroids", "kmeans_1d", "share_weights", "quantize_layers",
            "centroid_gradients", "SharedLinear", "shared_module", "finetune_centroids"]

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from compress.errors import CompressError
-from compress.prune import prune_once
-from compress.train import accuracy, linear_layers
+from eie.spec.errors import CompressError
+from eie.compress.prune import prune_once
+from eie.compress.train import accuracy, linear_layers
 
 __all__ = ["DEFAULT_GRID", "SensitivityResult", "sensitivity_analysis", "budget_for_density"]
 

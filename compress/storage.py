@@ -34,11 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compress.errors import CompressError
-from compress.huffman import huffman_bits, table_bits
-from compress.prune import block_view, pe_rows
-from compress.quantize import SharedLayer
-from hw.config import EIEConfig
+from eie.spec.errors import CompressError
+from eie.compress.huffman import huffman_bits, table_bits
+from eie.compress.prune import block_view, pe_rows
+from eie.compress.quantize import SharedLayer
+from eie.spec.config import EIEConfig
 
 __all__ = ["FLOAT_BITS", "Stage", "LayerStats", "StorageReport", "EIEFootprint", "encode_entries",
            "storage_report", "eie_footprint", "dense_bits"]
@@ -285,7 +285,7 @@ class EIEFootprint:
 
 def eie_footprint(layers: Sequence[SharedLayer], config: EIEConfig) -> EIEFootprint:
     """Used bits of the EIE SRAM images of ``layers`` for ``config`` (see ``docs/image-format.md``)."""
-    from sim.image import encode_layer
+    from eie.spec.image import encode_layer
 
     b = _weight_bits_of(layers)
     if b != config.weight_bits:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.errors import CompressError
+from eie.spec.errors import CompressError
 
 __all__ = ["Dataset", "deterministic", "linear_layers", "train_epochs", "accuracy", "check_dataset"]
 

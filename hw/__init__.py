@@ -1,23 +1,24 @@
 """The EIE PE array in Amaranth HDL: one component per unit of the paper.
 
-==================================== =========================================================
-module                               unit
-==================================== =========================================================
-:mod:`hw.config`                     :class:`EIEConfig`, the parameters shared with the images
-:mod:`hw.layouts`                    widths and payload layouts derived from a configuration
-:mod:`hw.activation_queue`           activation FIFO of a PE
-:mod:`hw.lnzd`                       leading non-zero detector quadtree
-:mod:`hw.pointer_read`               even/odd pointer SRAM banks
-:mod:`hw.sparse_matrix_read`         job FIFO and sparse-matrix SRAM, one entry per cycle
-:mod:`hw.arithmetic_unit`            codebook, address accumulation, MAC, hazard bypass
-:mod:`hw.requantize`                 bias, rounding shift, saturation, ReLU
-:mod:`hw.activation_rw`              ping-pong activation register files, scanner, biases
-:mod:`hw.pe`                         one processing element
-:mod:`hw.accelerator`                central control, LNZD, broadcast, I/O mode: the top level
-:mod:`hw.io_map`                     ``cfg`` address map and image loading writes
-:mod:`hw.generate`, :mod:`hw.synth`  Verilog generation, ECP5 synthesis smoke check
-:mod:`hw.testing`                    simulator helpers for the tests
-==================================== =========================================================
+================================= =========================================================
+module                            unit
+================================= =========================================================
+(:mod:`eie.spec.config`)          :class:`EIEConfig`, the parameters shared with the images
+:mod:`eie.hw.layouts`             widths and payload layouts derived from a configuration
+:mod:`eie.hw.activation_queue`    activation FIFO of a PE
+:mod:`eie.hw.lnzd`                leading non-zero detector quadtree
+:mod:`eie.hw.pointer_read`        even/odd pointer SRAM banks
+:mod:`eie.hw.sparse_matrix_read`  job FIFO and sparse-matrix SRAM, one entry per cycle
+:mod:`eie.hw.arithmetic_unit`     codebook, address accumulation, MAC, hazard bypass
+:mod:`eie.hw.requantize`          bias, rounding shift, saturation, ReLU
+:mod:`eie.hw.activation_rw`       ping-pong activation register files, scanner, biases
+:mod:`eie.hw.pe`                  one processing element
+:mod:`eie.hw.accelerator`         central control, LNZD, broadcast, I/O mode: the top level
+:mod:`eie.hw.io_map`              ``cfg`` address map and image loading writes
+:mod:`eie.hw.generate`            Verilog generation
+:mod:`eie.hw.synth`               ECP5 synthesis smoke check
+:mod:`eie.hw.testing`             simulator helpers for the tests
+================================= =========================================================
 
 Data path of one layer (register stages in parentheses)::
 

@@ -8,11 +8,11 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.activation_rw import OUT_LATENCY
-from hw.io_map import CONTROL_N_LAYERS, LAYER_STRIDE, LayerField, Space, cfg_layout
-from hw.layouts import ConfiguredComponent, Widths, activation_layout, check_config, layer_layout
-from hw.lnzd import LeadingNonZeroDetector
-from hw.pe import ProcessingElement, check_images
+from eie.hw.activation_rw import OUT_LATENCY
+from eie.hw.io_map import CONTROL_N_LAYERS, LAYER_STRIDE, LayerField, Space, cfg_layout
+from eie.hw.layouts import ConfiguredComponent, Widths, activation_layout, check_config, layer_layout
+from eie.hw.lnzd import LeadingNonZeroDetector
+from eie.hw.pe import ProcessingElement, check_images
 
 __all__ = ["EIEAccelerator"]
 

@@ -8,8 +8,8 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.layouts import ConfiguredComponent, Widths, WritePortSignature, activation_layout, check_config
-from hw.pointer_read import check_init
+from eie.hw.layouts import ConfiguredComponent, Widths, WritePortSignature, activation_layout, check_config
+from eie.hw.pointer_read import check_init
 
 __all__ = ["ActivationReadWriteUnit"]
 

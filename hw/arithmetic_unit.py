@@ -7,7 +7,7 @@ from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.layouts import ConfiguredComponent, Widths, check_config, entry_layout
+from eie.hw.layouts import ConfiguredComponent, Widths, check_config, entry_layout
 
 __all__ = ["ArithmeticUnit"]
 

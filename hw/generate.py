@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from amaranth.back import verilog
 
-from hw.accelerator import EIEAccelerator
-from hw.config import EIEConfig
+from eie.hw.accelerator import EIEAccelerator
+from eie.spec.config import EIEConfig
 
 __all__ = ["generate_verilog"]
 

@@ -10,7 +10,7 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
-from hw.config import EIEConfig
+from eie.spec.config import EIEConfig
 
 __all__ = [
     "check_config", "ConfiguredComponent", "bits_for", "Widths", "activation_layout", "job_layout",

@@ -7,7 +7,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.layouts import activation_layout
+from eie.hw.layouts import activation_layout
 
 __all__ = ["LeadingNonZeroDetector"]
 

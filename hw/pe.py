@@ -6,13 +6,13 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.activation_queue import ActivationQueue
-from hw.activation_rw import ActivationReadWriteUnit
-from hw.arithmetic_unit import ArithmeticUnit
-from hw.layouts import ConfiguredComponent, Widths, WritePortSignature, activation_layout, check_config, layer_layout
-from hw.pointer_read import PointerReadUnit
-from hw.requantize import Requantizer
-from hw.sparse_matrix_read import SparseMatrixReadUnit
+from eie.hw.activation_queue import ActivationQueue
+from eie.hw.activation_rw import ActivationReadWriteUnit
+from eie.hw.arithmetic_unit import ArithmeticUnit
+from eie.hw.layouts import ConfiguredComponent, Widths, WritePortSignature, activation_layout, check_config, layer_layout
+from eie.hw.pointer_read import PointerReadUnit
+from eie.hw.requantize import Requantizer
+from eie.hw.sparse_matrix_read import SparseMatrixReadUnit
 
 __all__ = ["ProcessingElement", "check_images"]
 

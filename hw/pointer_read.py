@@ -7,7 +7,7 @@ from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.layouts import (
+from eie.hw.layouts import (
     ConfiguredComponent,
     Widths,
     WritePortSignature,

@@ -6,7 +6,7 @@ from amaranth.hdl import Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from hw.layouts import ConfiguredComponent, Widths, check_config
+from eie.hw.layouts import ConfiguredComponent, Widths, check_config
 
 __all__ = ["Requantizer"]
 

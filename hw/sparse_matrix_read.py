@@ -8,8 +8,8 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.layouts import ConfiguredComponent, Widths, WritePortSignature, check_config, entry_layout, job_layout
-from hw.pointer_read import check_init
+from eie.hw.layouts import ConfiguredComponent, Widths, WritePortSignature, check_config, entry_layout, job_layout
+from eie.hw.pointer_read import check_init
 
 __all__ = ["SparseMatrixReadUnit"]
 

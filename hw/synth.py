@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hw.config import EIEConfig
-from hw.generate import generate_verilog
+from eie.spec.config import EIEConfig
+from eie.hw.generate import generate_verilog
 
 __all__ = ["synth_ecp5", "SynthError", "REPORTED_CELLS"]
 

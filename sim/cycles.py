@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.image import Images
+from eie.spec.image import Images
 
 __all__ = ["LayerWork", "layer_work", "column_entries"]
 

@@ -14,19 +14,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from sim.image import Images, decode_layer
-from sim.network import QuantizedNetwork
+from eie.spec.image import Images, decode_layer
+from eie.spec.network import QuantizedNetwork
+from eie.spec.numerics import requantize
 
-__all__ = ["requantize", "run_golden", "golden_layers", "reference_forward",
-           "quantize_input", "dequantize_output"]
-
-
-def requantize(t: np.ndarray, shift: int, relu: bool, act_bits: int) -> np.ndarray:
-    """Write-back arithmetic on biased sums ``t`` (int64): round half up, shift, saturate, ReLU."""
-    if shift > 0:
-        t = (t + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
-    y = np.clip(t, -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1)
-    return np.maximum(y, 0) if relu else y
+__all__ = ["run_golden", "golden_layers", "reference_forward"]
 
 
 def _layer_matrix(images: Images, l: int) -> sp.csr_matrix:
@@ -90,17 +82,3 @@ def reference_forward(net: QuantizedNetwork, x, act_bits: int = 16) -> list[list
             out.append(max(y, 0) if layer.relu else y)
         a = out
     return a
-
-
-def quantize_input(x: np.ndarray, frac_bits: int, act_bits: int = 16) -> np.ndarray:
-    """Float inputs to integer activations: ``sat(floor(x * 2^f + 1/2))``."""
-    x = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(x)):
-        raise ValueError("input contains NaN or infinite values")
-    q = np.floor(np.ldexp(x, frac_bits) + 0.5)
-    return np.clip(q, -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1).astype(np.int64)
-
-
-def dequantize_output(y: np.ndarray, frac_bits: int) -> np.ndarray:
-    """Integer outputs to floats: ``y * 2^-f``."""
-    return np.ldexp(np.asarray(y, dtype=np.float64), -frac_bits)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw.config import EIEConfig
-from sim.network import QuantizedLayer, QuantizedNetwork, accumulator_bound
+from eie.spec.config import EIEConfig
+from eie.spec.network import QuantizedLayer, QuantizedNetwork, accumulator_bound
 
 __all__ = ["random_layer", "random_network", "random_inputs"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sim.image import ImageError, Images, decode_layer
+from eie.spec.image import ImageError, Images, decode_layer
 
 __all__ = ["reference_model", "reference_forward_float"]
 

@@ -19,7 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, ValueChange, with_timeout
 from cocotb.utils import get_sim_time
 
-from tb.runner import CLOCK_PERIOD_NS
+from eie.tb.runner import CLOCK_PERIOD_NS
 
 __all__ = ["start_clock_and_reset", "cycle_now", "StreamSource", "StreamSink", "TB", "RunOutcome",
            "ReadyPattern"]
@@ -233,7 +233,7 @@ class TB:
 
     async def load_images(self, images) -> int:
         """Stream every image write through ``cfg``; returns the number of writes."""
-        from hw.io_map import image_writes, pack_cfg
+        from eie.hw.io_map import image_writes, pack_cfg
         payloads = [pack_cfg(images.config, *w) for w in image_writes(images)]
         await self.wait_idle()
         n = await self.cfg.send(payloads)  # waits while cfg.ready is low (clearing after reset)

@@ -15,7 +15,8 @@ Environment
     Build and run with waveform tracing (FST with ``--trace-structs`` when ``lz4.h`` is
     installed, VCD otherwise, which is said on stderr). The traced build has its own key.
 ``EIE_BUILD_DIR``
-    Root of the build cache (default ``<repo>/build``).
+    Root of the build cache (default ``build/`` of the source checkout when ``eie`` runs from
+    one, else ``$XDG_CACHE_HOME/eie-gen``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ from pathlib import Path
 __all__ = ["Build", "RunResult", "CocotbFailure", "build_verilog", "build_config", "config_verilog",
            "run_cocotb", "waves_requested", "build_root", "verilator_env"]
 
-REPO = Path(__file__).resolve().parents[1]
+#: The source checkout this module runs from, or None for an installed (non-editable) package.
+CHECKOUT = Path(__file__).resolve().parents[1]
+if not (CHECKOUT / "pyproject.toml").is_file() or not (CHECKOUT / "tb").is_dir():
+    CHECKOUT = None
 BUILD_ARGS = ("-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
               "-Wno-UNOPTFLAT", "-Wno-DECLFILENAME", "-Wno-PINCONNECTEMPTY", "-O3")
 # verilated.mk of the PyPI wheel leaves these empty, which breaks the PCH link step.
@@ -81,7 +85,14 @@ class RunResult:
 # --- environment --------------------------------------------------------------------------------
 
 def build_root() -> Path:
-    return Path(os.environ.get("EIE_BUILD_DIR", REPO / "build")) / "verilator"
+    """Where cached Verilog and Verilator builds live (see the module docstring)."""
+    if os.environ.get("EIE_BUILD_DIR"):
+        root = Path(os.environ["EIE_BUILD_DIR"])
+    elif CHECKOUT is not None:
+        root = CHECKOUT / "build"
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "eie-gen"
+    return root / "verilator"
 
 
 def verilator_env() -> dict[str, str]:
@@ -105,9 +116,6 @@ def verilator_env() -> dict[str, str]:
 def _prepare_process_env() -> None:
     # The cocotb runner copies os.environ into every subprocess and looks verilator up on PATH.
     os.environ.update(verilator_env())
-    # Test modules are found through this process's sys.path: make sure the repo is on it.
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
 
 
 def waves_requested() -> bool:
@@ -318,7 +326,11 @@ def _ports_only_verilator(reused_objects=(), cxx_opt="-Os"):
 
 def _hw_source_digest() -> str:
     import amaranth
-    files = sorted((REPO / "hw").glob("*.py"))
+
+    import eie.hw
+    import eie.spec
+    files = sorted(Path(eie.hw.__file__).parent.glob("*.py")) + \
+        sorted(Path(eie.spec.__file__).parent.glob("*.py"))
     return _sha(amaranth.__version__, *(f.name + f.read_text() for f in files))
 
 
@@ -332,7 +344,7 @@ def config_verilog(config, *, name: str = "eie_top") -> str:
     path = build_root().parent / "verilog" / f"{name}-{key}.v"
     if path.is_file():
         return path.read_text()
-    from hw.generate import generate_verilog
+    from eie.hw.generate import generate_verilog
     text = generate_verilog(config, images=None, name=name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -385,7 +397,7 @@ def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
         A :class:`Build`, a hardware configuration (generated and built, both cached), or a
         Verilog file (``toplevel`` then defaults to its stem).
     test_module : str
-        Importable name of the cocotb test module (e.g. ``"tb.test_accelerator"``).
+        Importable name of the cocotb test module (e.g. ``"eie.tb.test_accelerator"``).
     testcase : str or list of str, optional
         Run only these tests; every one named must run and pass.
     extra_env : dict, optional
@@ -407,7 +419,7 @@ def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
         Naming every failing test with its message, or saying that no test (or not every
         requested test) ran, with the tail of the simulation log.
     """
-    from hw.config import EIEConfig
+    from eie.spec.config import EIEConfig
 
     if isinstance(target, Build):
         build = target

@@ -12,7 +12,7 @@ import os
 import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from tb.driver import start_clock_and_reset
+from eie.tb.driver import start_clock_and_reset
 
 
 def counter_verilog(width: int = 8, name: str = "counter") -> str:

@@ -16,11 +16,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tb.runner import build_config, run_cocotb
+from eie.tb.runner import build_config, run_cocotb
 
 __all__ = ["SimResult", "simulate", "verify", "verify_suite", "TEST_MODULE"]
 
-TEST_MODULE = "tb.test_accelerator"
+TEST_MODULE = "eie.tb.test_accelerator"
 
 
 class SimResult(NamedTuple):
@@ -36,7 +36,7 @@ class SimResult(NamedTuple):
 
 
 def _images_and_dir(images):
-    from sim.image import Images, load_images
+    from eie.spec.image import Images, load_images
     if isinstance(images, Images):
         if images.path is None:
             raise ValueError("these Images were not loaded from a directory; the testbench "
@@ -137,7 +137,7 @@ def verify_suite(cases, *, config=None, seed: int = 0, backpressure: str = "none
     loading new images over old ones leaves nothing behind. One process start and one image
     load per set instead of one simulation each.
     """
-    from sim.golden import run_golden
+    from eie.sim.golden import run_golden
     checked = []
     for images, x_int, expected in cases:
         if expected is None:

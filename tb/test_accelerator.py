@@ -35,8 +35,8 @@ from pathlib import Path
 import cocotb
 import numpy as np
 
-from tb.driver import TB, ReadyPattern, cycle_now
-from tb.scoreboard import Scoreboard, inject_fault_enabled
+from eie.tb.driver import TB, ReadyPattern, cycle_now
+from eie.tb.scoreboard import Scoreboard, inject_fault_enabled
 
 
 def _env_path(name: str, required: bool = True) -> Path | None:
@@ -115,7 +115,7 @@ async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fau
 async def run_network(dut):
     """Load each image set through ``cfg`` (one after the other into the same running
     accelerator), run its input vectors, check (or record) every output."""
-    from sim.image import load_images
+    from eie.spec.image import load_images
 
     t_wall = time.monotonic()
     image_dirs = _env_paths("EIE_IMAGES")

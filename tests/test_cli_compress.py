@@ -8,8 +8,8 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from compress.cli import main
-from sim.image import load_images
+from eie.cli import main
+from eie.spec.image import load_images
 
 FAST = ["--prune-steps", "1", "--retrain-epochs", "1", "--finetune-epochs", "1"]
 

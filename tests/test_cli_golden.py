@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from compress.cli import main
-from compress.emit import write_images
-from hw.config import EIEConfig
-from sim.golden import run_golden
-from sim.random_net import random_inputs, random_network
+from eie.cli import main
+from eie.spec.emit import write_images
+from eie.spec.config import EIEConfig
+from eie.sim.golden import run_golden
+from eie.sim.random_net import random_inputs, random_network
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def run(*args):
 
 
 def test_raw_golden_run_writes_int16_outputs_equal_to_golden_model(images_dir, tmp_path):
-    from sim.image import load_images
+    from eie.spec.image import load_images
     x = random_inputs(1, 6, 12, EIEConfig())
     np.save(tmp_path / "x.npy", x)
     code, out = run("golden", images_dir, "--input", tmp_path / "x.npy", "--out", tmp_path / "y.npy", "--raw")

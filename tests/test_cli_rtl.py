@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from compress.cli import main
-from compress.emit import write_images
-from hw.config import EIEConfig
-from sim.golden import run_golden
-from sim.image import load_images
-from sim.random_net import random_inputs, random_network
+from eie.cli import main
+from eie.spec.emit import write_images
+from eie.spec.config import EIEConfig
+from eie.sim.golden import run_golden
+from eie.spec.image import load_images
+from eie.sim.random_net import random_inputs, random_network
 
 pytestmark = pytest.mark.rtl
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from compress.dsd import run_dsd
-from compress.errors import CompressError
-from compress.train import Dataset, linear_layers
+from eie.compress.dsd import run_dsd
+from eie.spec.errors import CompressError
+from eie.compress.train import Dataset, linear_layers
 
 torch.set_num_threads(1)
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module
 
-from compress.emit import write_images
-from hw.accelerator import EIEAccelerator
-from hw.config import EIEConfig
-from hw.io_map import Space, image_writes
-from hw.testing import simulate, stream_get, stream_put
-from sim.image import load_images
-from sim.random_net import random_network
+from eie.spec.emit import write_images
+from eie.hw.accelerator import EIEAccelerator
+from eie.spec.config import EIEConfig
+from eie.hw.io_map import Space, image_writes
+from eie.hw.testing import simulate, stream_get, stream_put
+from eie.spec.image import load_images
+from eie.sim.random_net import random_network
 
 
 def reference(net, x, act_bits):

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from hw.activation_queue import ActivationQueue
-from hw.testing import run_cycles, simulate, stream_get, stream_put
+from eie.hw.activation_queue import ActivationQueue
+from eie.hw.testing import run_cycles, simulate, stream_get, stream_put
 
 
 @pytest.mark.parametrize("depth", [1, 2, 5])

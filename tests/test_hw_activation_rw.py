@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from hw.activation_rw import OUT_LATENCY, ActivationReadWriteUnit
-from hw.config import EIEConfig
-from hw.testing import simulate, stream_get
+from eie.hw.activation_rw import OUT_LATENCY, ActivationReadWriteUnit
+from eie.spec.config import EIEConfig
+from eie.hw.testing import simulate, stream_get
 
 CONFIG = EIEConfig(n_pe=3, max_rows_per_pe=6, bias_depth=8, act_bits=8, acc_bits=20, max_shift=8)
 

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from hw.arithmetic_unit import ArithmeticUnit
-from hw.config import EIEConfig
-from hw.testing import run_cycles
+from eie.hw.arithmetic_unit import ArithmeticUnit
+from eie.spec.config import EIEConfig
+from eie.hw.testing import run_cycles
 
 CONFIG = EIEConfig(n_pe=1, max_rows_per_pe=4, index_bits=2, weight_bits=3, act_bits=8, acc_bits=24,
                    max_shift=16)

@@ -6,8 +6,8 @@ import random
 import pytest
 from amaranth.hdl import Fragment
 
-from hw.lnzd import LeadingNonZeroDetector
-from hw.testing import simulate
+from eie.hw.lnzd import LeadingNonZeroDetector
+from eie.hw.testing import simulate
 
 
 def reference(valid, ready):

@@ -6,13 +6,13 @@ import random
 import numpy as np
 import pytest
 
-from compress.emit import write_images
-from hw.activation_rw import OUT_LATENCY
-from hw.config import EIEConfig
-from hw.pe import ProcessingElement
-from hw.testing import simulate, stream_put
-from sim.image import load_images
-from sim.network import QuantizedLayer, QuantizedNetwork
+from eie.spec.emit import write_images
+from eie.hw.activation_rw import OUT_LATENCY
+from eie.spec.config import EIEConfig
+from eie.hw.pe import ProcessingElement
+from eie.hw.testing import simulate, stream_put
+from eie.spec.image import load_images
+from eie.spec.network import QuantizedLayer, QuantizedNetwork
 
 CONFIG = EIEConfig(n_pe=2, weight_bits=3, index_bits=2, act_bits=8, acc_bits=24,
                    entries_per_word=3, ptr_bits=9, mat_depth=64, ptr_depth=32,

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from hw.config import EIEConfig
-from hw.requantize import Requantizer
-from hw.testing import run_cycles
+from eie.spec.config import EIEConfig
+from eie.hw.requantize import Requantizer
+from eie.hw.testing import run_cycles
 
 
 def requantize_model(acc, bias, s, relu, act_bits):

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from hw.config import EIEConfig
-from hw.sparse_matrix_read import SparseMatrixReadUnit
-from hw.testing import simulate, stream_put
+from eie.spec.config import EIEConfig
+from eie.hw.sparse_matrix_read import SparseMatrixReadUnit
+from eie.hw.testing import simulate, stream_put
 
 
 def config_for(entries_per_word):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hw.config import EIEConfig
-from hw.synth import synth_ecp5
+from eie.spec.config import EIEConfig
+from eie.hw.synth import synth_ecp5
 
 pytestmark = pytest.mark.synth
 

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from compress.emit import FitError, write_images
-from hw.config import ConfigError, EIEConfig
-from sim.image import ImageError, load_images
-from sim.random_net import random_network
+from eie.spec.emit import FitError, write_images
+from eie.spec.config import ConfigError, EIEConfig
+from eie.spec.image import ImageError, load_images
+from eie.sim.random_net import random_network
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_nan_free_but_mismatched_codebook_size_is_rejected(tmp_path):
 
 
 def test_fit_config_sizes_memories_exactly_for_the_network(tmp_path):
-    from compress.emit import fit_config
+    from eie.spec.emit import fit_config
     config = EIEConfig(n_pe=3, index_bits=2)
     net = random_network(2, [50, 70, 9], config, density=0.2)
     fitted = fit_config(net, config)

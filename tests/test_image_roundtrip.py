@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compress.emit import write_images
-from hw.config import EIEConfig
-from sim.image import decode_layer, encode_layer, load_images, pack_entries, unpack_entries
-from sim.network import QuantizedLayer, QuantizedNetwork
+from eie.spec.emit import write_images
+from eie.spec.config import EIEConfig
+from eie.spec.image import decode_layer, encode_layer, load_images, pack_entries, unpack_entries
+from eie.spec.network import QuantizedLayer, QuantizedNetwork
 
 
 def _net(index_mats, config, seed=0):

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.digits import DigitsMLP
-from compress.errors import CompressError
-from compress.model_io import extract_layers, load_model, specs_to_module
+from eie.compress.digits import DigitsMLP
+from eie.spec.errors import CompressError
+from eie.compress.model_io import extract_layers, load_model, specs_to_module
 
 torch.set_num_threads(1)
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from compress.fixedpoint import calibrate, frac_bits_for
-from hw.config import ConfigError, EIEConfig
-from sim.golden import requantize
-from sim.network import QuantizedLayer, QuantizedNetwork, accumulator_bound, check_fits
+from eie.compress.fixedpoint import calibrate, frac_bits_for
+from eie.spec.config import ConfigError, EIEConfig
+from eie.spec.numerics import requantize
+from eie.spec.network import QuantizedLayer, QuantizedNetwork, accumulator_bound, check_fits
 
 
 def _python_requantize(t, s, relu, bits=16):

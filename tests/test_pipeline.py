@@ -7,10 +7,10 @@ import pytest
 import torch
 from rich.console import Console
 
-from compress.digits import DigitsMLP, load_digits_split, train_default_model
-from compress.errors import CompressError
-from compress.pipeline import CompressOptions, rich_progress, run_pipeline
-from compress.train import Dataset, accuracy
+from eie.compress.digits import DigitsMLP, load_digits_split, train_default_model
+from eie.spec.errors import CompressError
+from eie.compress.pipeline import CompressOptions, rich_progress, run_pipeline
+from eie.compress.train import Dataset, accuracy
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from compress.errors import CompressError
-from compress.prune import (
+from eie.spec.errors import CompressError
+from eie.compress.prune import (
     balanced_counts,
     iterative_prune,
     magnitude_mask,
@@ -20,7 +20,7 @@ from compress.prune import (
     step_densities,
     target_count,
 )
-from compress.train import Dataset, train_epochs
+from eie.compress.train import Dataset, train_epochs
 
 torch.set_num_threads(1)
 

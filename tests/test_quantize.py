@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from compress.errors import CompressError
-from compress.quantize import (
+from eie.spec.errors import CompressError
+from eie.compress.quantize import (
     SharedLayer,
     SharedLinear,
     centroid_gradients,
@@ -20,7 +20,7 @@ from compress.quantize import (
     share_weights,
     shared_module,
 )
-from compress.train import Dataset
+from eie.compress.train import Dataset
 
 torch.set_num_threads(1)
 

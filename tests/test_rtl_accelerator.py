@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from compress.emit import write_images
-from hw.config import EIEConfig
-from sim.golden import run_golden
-from sim.image import load_images
-from sim.random_net import random_inputs, random_network
-from tb.runner import CocotbFailure
-from tb.sim_run import simulate, verify, verify_suite
+from eie.spec.emit import write_images
+from eie.spec.config import EIEConfig
+from eie.sim.golden import run_golden
+from eie.spec.image import load_images
+from eie.sim.random_net import random_inputs, random_network
+from eie.tb.runner import CocotbFailure
+from eie.tb.sim_run import simulate, verify, verify_suite
 
 pytestmark = pytest.mark.rtl
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from compress import flow
-from compress.digits import load_digits_split, train_default_model
-from hw.config import EIEConfig
-from sim.golden import run_golden
-from tb.sim_run import simulate
+from eie import flow
+from eie.compress.digits import load_digits_split, train_default_model
+from eie.spec.config import EIEConfig
+from eie.sim.golden import run_golden
+from eie.tb.sim_run import simulate
 
 pytestmark = pytest.mark.rtl
 

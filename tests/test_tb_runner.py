@@ -5,12 +5,12 @@ import time
 
 import pytest
 
-from tb.runner import CocotbFailure, build_verilog, run_cocotb
-from tb.selftest_counter import counter_verilog
+from eie.tb.runner import CocotbFailure, build_verilog, run_cocotb
+from eie.tb.selftest_counter import counter_verilog
 
 pytestmark = pytest.mark.rtl
 
-MODULE = "tb.selftest_counter"
+MODULE = "eie.tb.selftest_counter"
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,8 @@ def test_fault_switch_makes_the_run_fail(counter_build):
 
 
 def test_missing_module_fails(counter_build):
-    with pytest.raises(CocotbFailure, match=r"'tb\.no_such_module' cannot be imported"):
-        run_cocotb(counter_build, "tb.no_such_module")
+    with pytest.raises(CocotbFailure, match=r"'eie\.tb\.no_such_module' cannot be imported"):
+        run_cocotb(counter_build, "eie.tb.no_such_module")
 
 
 def test_unknown_testcase_fails(counter_build):

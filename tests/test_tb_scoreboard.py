@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from tb.driver import ReadyPattern
-from tb.scoreboard import Scoreboard, inject_fault_enabled
+from eie.tb.driver import ReadyPattern
+from eie.tb.scoreboard import Scoreboard, inject_fault_enabled
 
 EXPECTED = np.array([[1, -2, 3, 4, 5], [0, 0, 0, 0, 0]])
 

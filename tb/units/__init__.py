@@ -25,7 +25,7 @@ def unit_verilog(component, name: str) -> str:
 
 def build_unit(component, name: str):
     """Build (cached) one component for cocotb; returns a :class:`tb.runner.Build`."""
-    from tb.runner import build_verilog
+    from eie.tb.runner import build_verilog
     return build_verilog(unit_verilog(component, name), name)
 
 

@@ -9,8 +9,8 @@ from collections import deque
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from tb.driver import start_clock_and_reset
-from tb.units import Packer, unit_params
+from eie.tb.driver import start_clock_and_reset
+from eie.tb.units import Packer, unit_params
 
 
 async def _idle_until_empty(dut, edge):
@@ -25,7 +25,7 @@ async def _idle_until_empty(dut, edge):
 
 @cocotb.test()
 async def order_level_and_backpressure(dut):
-    from hw.layouts import activation_layout
+    from eie.hw.layouts import activation_layout
 
     p = unit_params()
     depth, seed = p["depth"], p.get("seed", 0)

@@ -9,8 +9,8 @@ from collections import deque
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from tb.driver import start_clock_and_reset
-from tb.units import Packer, unit_params
+from eie.tb.driver import start_clock_and_reset
+from eie.tb.units import Packer, unit_params
 
 
 def hazard_rows(rng, rows, n):
@@ -29,9 +29,9 @@ async def hazards_and_clears(dut):
     from amaranth.hdl import signed, unsigned
     from amaranth.lib import data
 
-    from hw.arithmetic_unit import ArithmeticUnit
-    from hw.config import EIEConfig
-    from hw.layouts import Widths, entry_layout
+    from eie.hw.arithmetic_unit import ArithmeticUnit
+    from eie.spec.config import EIEConfig
+    from eie.hw.layouts import Widths, entry_layout
 
     p = unit_params()
     config = EIEConfig.from_dict(p["config"])

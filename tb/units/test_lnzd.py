@@ -10,7 +10,7 @@ import random
 import cocotb
 from cocotb.triggers import Timer
 
-from tb.units import Packer, unit_params
+from eie.tb.units import Packer, unit_params
 
 
 def model(valids, ready):
@@ -33,7 +33,7 @@ def patterns(rng, n, trials):
 
 @cocotb.test()
 async def lowest_valid_wins(dut):
-    from hw.layouts import activation_layout
+    from eie.hw.layouts import activation_layout
 
     p = unit_params()
     n, seed = p["n_inputs"], p.get("seed", 0)

@@ -8,8 +8,8 @@ from collections import deque
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from tb.driver import start_clock_and_reset
-from tb.units import Packer, unit_params
+from eie.tb.driver import start_clock_and_reset
+from eie.tb.units import Packer, unit_params
 
 
 def model(acc, bias, shift, relu, act_bits):
@@ -47,8 +47,8 @@ async def extremes(dut):
     from amaranth.hdl import signed
     from amaranth.lib import data
 
-    from hw.config import EIEConfig
-    from hw.requantize import Requantizer
+    from eie.spec.config import EIEConfig
+    from eie.hw.requantize import Requantizer
 
     p = unit_params()
     config = EIEConfig.from_dict(p["config"])

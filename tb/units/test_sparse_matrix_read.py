@@ -9,9 +9,9 @@ from collections import deque
 import cocotb
 from cocotb.triggers import RisingEdge
 
-from hw.layouts import entry_layout, job_layout
-from tb.driver import start_clock_and_reset
-from tb.units import Packer, unit_params
+from eie.hw.layouts import entry_layout, job_layout
+from eie.tb.driver import start_clock_and_reset
+from eie.tb.units import Packer, unit_params
 
 
 async def stream_jobs(dut, edge, job, words, config, jobs, *, p_idle, rng, seed):
@@ -53,7 +53,7 @@ async def stream_jobs(dut, edge, job, words, config, jobs, *, p_idle, rng, seed)
 
 @cocotb.test()
 async def entries_in_order(dut):
-    from hw.config import EIEConfig
+    from eie.spec.config import EIEConfig
 
     p = unit_params()
     config = EIEConfig.from_dict(p["config"])

@@ -16,11 +16,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from eie.spec.errors import ConfigError
+
 __all__ = ["EIEConfig", "ConfigError"]
-
-
-class ConfigError(ValueError):
-    """A hardware configuration is invalid or does not fit the model."""
 
 
 def _check_int(name, value, lo, hi=None):

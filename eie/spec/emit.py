@@ -16,15 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.config import ConfigError, EIEConfig
-from sim.image import FORMAT, VERSION, encode_layer, format_hex, load_images, pack_entries
-from sim.network import QuantizedNetwork, check_fits
+from eie.spec.config import EIEConfig
+from eie.spec.errors import ConfigError, FitError
+from eie.spec.image import FORMAT, VERSION, encode_layer, format_hex, load_images, pack_entries
+from eie.spec.network import QuantizedNetwork, check_fits
 
 __all__ = ["build_images", "write_images", "fit_config", "FitError"]
-
-
-class FitError(ConfigError):
-    """The network does not fit the configured SRAMs."""
 
 
 def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats=None, reference=None):

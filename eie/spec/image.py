@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.config import ConfigError, EIEConfig
+from eie.spec.config import EIEConfig
+from eie.spec.errors import ConfigError, ImageError
 
 __all__ = [
     "FORMAT", "VERSION", "ImageError", "LayerInfo", "Images", "PeLayerEncoding",
@@ -25,10 +26,6 @@ __all__ = [
 
 FORMAT = "eie-images"
 VERSION = 1
-
-
-class ImageError(ValueError):
-    """An image directory is missing, corrupt or made for another configuration."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw.config import ConfigError, EIEConfig
+from eie.spec.config import ConfigError, EIEConfig
 
 __all__ = ["QuantizedLayer", "QuantizedNetwork", "accumulator_bound", "check_fits"]
 

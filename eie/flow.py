@@ -16,7 +16,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from hw.config import EIEConfig
+from eie.spec.config import EIEConfig
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
 
@@ -33,8 +33,8 @@ def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def print_golden_comparison(images, x_float, y_int, labels=None) -> dict:
     """Print the golden model next to the float reference (from the manifest) on float inputs."""
-    from sim.golden import dequantize_output
-    from sim.reference import reference_forward_float
+    from eie.spec.numerics import dequantize_output
+    from eie.sim.reference import reference_forward_float
     y = dequantize_output(y_int, images.output_frac_bits)
     ref = reference_forward_float(images, x_float)
     agree = 100.0 * float(np.mean(np.argmax(y, axis=1) == np.argmax(ref, axis=1)))
@@ -68,7 +68,7 @@ def write_rtl(config: EIEConfig, out, *, name="eie_top", images=None) -> Path:
     import json
     import shutil
 
-    from hw.generate import generate_verilog
+    from eie.hw.generate import generate_verilog
     out = Path(out)
     tmp = _atomic_dir(out)
     try:
@@ -86,7 +86,7 @@ def write_rtl(config: EIEConfig, out, *, name="eie_top", images=None) -> Path:
 
 def run_rtl(images, x_int, *, queue_depth=None):
     """Run integer inputs through the generated RTL on Verilator; returns tb.sim_run's result."""
-    from tb.sim_run import simulate
+    from eie.tb.sim_run import simulate
     config = images.config if queue_depth is None else images.config.replace(queue_depth=queue_depth)
     return simulate(images, x_int, config=config)
 
@@ -97,7 +97,7 @@ def print_cycles(images, x_int, result, golden) -> None:
     ``golden`` is :func:`sim.golden.golden_layers` of ``x_int``: every layer's outputs, from
     which each layer's non-zero inputs and work follow.
     """
-    from sim.cycles import layer_work
+    from eie.sim.cycles import layer_work
     layer_inputs = [np.asarray(x_int)] + list(golden[:-1])
     cyc = np.asarray(result.cycles)
     out = np.asarray(result.report.get("output_phase", [0]))
@@ -118,7 +118,7 @@ def print_cycles(images, x_int, result, golden) -> None:
 
 def verify_rtl(images, x_int, *, queue_depth=None) -> bool:
     """Golden model and RTL on the same inputs; prints the first mismatch. True when identical."""
-    from sim.golden import golden_layers
+    from eie.sim.golden import golden_layers
     golden = golden_layers(images, x_int)
     expected = golden[-1]
     result = run_rtl(images, x_int, queue_depth=queue_depth)
@@ -138,7 +138,7 @@ def verify_rtl(images, x_int, *, queue_depth=None) -> bool:
 
 def run_synth(config: EIEConfig, out) -> dict:
     """Yosys synthesis for ECP5; prints and returns the cell counts."""
-    from hw.synth import synth_ecp5
+    from eie.hw.synth import synth_ecp5
     cells = synth_ecp5(config, out)
     table = Table(title=f"ECP5 synthesis, {config.n_pe} PEs")
     table.add_column("cell")
@@ -154,7 +154,7 @@ def run_synth(config: EIEConfig, out) -> dict:
 
 def load_user_model(path):
     """Load a ``torch.save``d module and check that it is a supported Linear/ReLU chain."""
-    from compress.model_io import extract_layers, load_model
+    from eie.compress.model_io import extract_layers, load_model
     model = load_model(path)
     extract_layers(model)
     return model
@@ -165,10 +165,10 @@ def load_data(data_file, model):
     digits set for 64-input models."""
     import torch
 
-    from compress.digits import load_digits_split
-    from compress.errors import CompressError
-    from compress.model_io import extract_layers
-    from compress.train import Dataset, check_dataset
+    from eie.compress.digits import load_digits_split
+    from eie.spec.errors import CompressError
+    from eie.compress.model_io import extract_layers
+    from eie.compress.train import Dataset, check_dataset
     specs = extract_layers(model)
     n_in, n_out = specs[0].n_in, specs[-1].n_out
     if data_file is None:
@@ -198,7 +198,8 @@ def load_data(data_file, model):
 def golden_accuracy(images, data) -> tuple[float, np.ndarray, list[np.ndarray]]:
     """Accuracy of the golden model on the test set, the integer test inputs and every layer's
     golden outputs for them (:func:`sim.golden.golden_layers`)."""
-    from sim.golden import golden_layers, quantize_input
+    from eie.sim.golden import golden_layers
+    from eie.spec.numerics import quantize_input
     xq = quantize_input(data.x_test.numpy(), images.input_frac_bits, images.config.act_bits)
     layers = golden_layers(images, xq)
     return accuracy(layers[-1], data.y_test.numpy()), xq, layers
@@ -208,8 +209,8 @@ def make_options(config: EIEConfig, *, densities=None, budget=None, granularity=
                  balance=False, kmeans_init="linear", dsd=False, seed=0, prune_steps=None,
                  retrain_epochs=None, finetune_epochs=None):
     """:class:`~compress.pipeline.CompressOptions` consistent with the hardware configuration."""
-    from compress.errors import CompressError
-    from compress.pipeline import CompressOptions
+    from eie.spec.errors import CompressError
+    from eie.compress.pipeline import CompressOptions
     kw = {}
     if densities is not None:
         try:
@@ -251,11 +252,11 @@ class CompressReport:
 
 def compress_to_images(model, data, options, config: EIEConfig, out, *, progress=True) -> CompressReport:
     """Run the Deep Compression pipeline, calibrate fixed point, write and check the images."""
-    from compress.emit import write_images
-    from compress.fixedpoint import calibrate
-    from compress.pipeline import rich_progress, run_pipeline
-    from sim.image import load_images
-    from sim.reference import reference_forward_float
+    from eie.spec.emit import write_images
+    from eie.compress.fixedpoint import calibrate
+    from eie.compress.pipeline import rich_progress, run_pipeline
+    from eie.spec.image import load_images
+    from eie.sim.reference import reference_forward_float
     if progress:
         with rich_progress(console) as bar:
             result = run_pipeline(model, data, options, progress=bar)
@@ -315,8 +316,8 @@ def print_report(report: CompressReport) -> None:
 def _load_or_train_default(path: Path, data, *, retrain: bool, seed: int):
     import torch
 
-    from compress.digits import train_default_model
-    from compress.model_io import load_model
+    from eie.compress.digits import train_default_model
+    from eie.compress.model_io import load_model
     if path.is_file() and not retrain:
         console.print(f"default model: loaded {path} (--retrain to train it again)")
         return load_model(path)
@@ -334,8 +335,8 @@ def digits_flow(out: Path, config: EIEConfig, *, with_rtl=True, retrain=False, s
 
     Returns True when every reported target is met and, with the RTL, every output is bit-exact.
     """
-    from compress.digits import load_digits_split
-    from compress.errors import CompressError
+    from eie.compress.digits import load_digits_split
+    from eie.spec.errors import CompressError
     data = load_digits_split(seed)
     model = _load_or_train_default(out / "model.pt", data, retrain=retrain, seed=seed)
     report = compress_to_images(model, data, make_options(config, seed=seed), config, out / "images")

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hw.config import ConfigError, EIEConfig
+from eie.spec.config import ConfigError, EIEConfig
 
 __all__ = ["main"]
 
@@ -56,8 +56,8 @@ def config_from_options(kw: dict, base: EIEConfig | None = None) -> EIEConfig:
 
 
 def _user_errors():
-    from compress.errors import CompressError
-    from sim.image import ImageError
+    from eie.spec.errors import CompressError
+    from eie.spec.image import ImageError
     return (CompressError, ConfigError, ImageError, FileExistsError, FileNotFoundError)
 
 
@@ -104,7 +104,7 @@ def save_array_atomic(path, array: np.ndarray) -> None:
 
 
 def _prepare_input(images, x: np.ndarray, raw: bool) -> np.ndarray:
-    from sim.golden import quantize_input
+    from eie.spec.numerics import quantize_input
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != images.n_in:
@@ -119,7 +119,7 @@ def _prepare_input(images, x: np.ndarray, raw: bool) -> np.ndarray:
 
 
 def _output(images, y: np.ndarray, raw: bool) -> np.ndarray:
-    from sim.golden import dequantize_output
+    from eie.spec.numerics import dequantize_output
     return y.astype(np.int16 if images.config.act_bits <= 16 else np.int32) if raw else \
         dequantize_output(y, images.output_frac_bits)
 
@@ -159,7 +159,7 @@ def main():
 def compress(model, out, data_file, densities, budget, granularity, block, balance, kmeans_init, dsd,
              prune_steps, retrain_epochs, finetune_epochs, seed, **kw):
     """Prune, share weights and emit the SRAM images of MODEL (a torch.save'd nn.Module)."""
-    from compress import flow
+    from eie import flow
     config = config_from_options(kw)
     options = flow.make_options(config, densities=densities, budget=budget, granularity=granularity,
                                 block=block, balance=balance, kmeans_init=kmeans_init, dsd=dsd,
@@ -182,9 +182,9 @@ def compress(model, out, data_file, densities, budget, granularity, block, balan
 @friendly
 def golden(images_dir, input_file, out_file, raw, labels_file):
     """Run the bit-exact golden model on IMAGES_DIR."""
-    from compress import flow
-    from sim.golden import run_golden
-    from sim.image import load_images
+    from eie import flow
+    from eie.sim.golden import run_golden
+    from eie.spec.image import load_images
     images = load_images(images_dir)
     x = load_array(input_file, "input")
     xq = _prepare_input(images, x, raw)
@@ -208,10 +208,10 @@ def golden(images_dir, input_file, out_file, raw, labels_file):
 @friendly
 def rtl(images_dir, out, name, **kw):
     """Write the Verilog of the PE array for a configuration (or for images)."""
-    from compress import flow
+    from eie import flow
     images = None
     if images_dir:
-        from sim.image import load_images
+        from eie.spec.image import load_images
         images = load_images(images_dir)
         config = config_from_options(kw, base=images.config)
         if config.config_hash() != images.config.config_hash():
@@ -232,9 +232,9 @@ def rtl(images_dir, out, name, **kw):
 @friendly
 def sim(images_dir, input_file, out_file, raw, queue_depth):
     """Run the generated RTL on Verilator (cocotb) and print cycles per input."""
-    from compress import flow
-    from sim.golden import golden_layers
-    from sim.image import load_images
+    from eie import flow
+    from eie.sim.golden import golden_layers
+    from eie.spec.image import load_images
     images = load_images(images_dir)
     xq = _prepare_input(images, load_array(input_file, "input"), raw)
     result = flow.run_rtl(images, xq, queue_depth=queue_depth)
@@ -250,8 +250,8 @@ def sim(images_dir, input_file, out_file, raw, queue_depth):
 @friendly
 def verify(images_dir, input_file, raw, queue_depth):
     """Run the golden model and the RTL on the same inputs and compare them bit for bit."""
-    from compress import flow
-    from sim.image import load_images
+    from eie import flow
+    from eie.spec.image import load_images
     images = load_images(images_dir)
     xq = _prepare_input(images, load_array(input_file, "input"), raw)
     ok = flow.verify_rtl(images, xq, queue_depth=queue_depth)
@@ -265,7 +265,7 @@ def verify(images_dir, input_file, raw, queue_depth):
 @friendly
 def synth(out, **kw):
     """Synthesise the PE array for ECP5 with Yosys and print the resources."""
-    from compress import flow
+    from eie import flow
     flow.run_synth(config_from_options(kw), out)
 
 
@@ -278,7 +278,7 @@ def synth(out, **kw):
 @friendly
 def digits(out, with_rtl, retrain, seed, **kw):
     """The built-in default flow: train the 64-300-100-10 digits MLP, compress, golden, RTL."""
-    from compress import flow
+    from eie import flow
     flow.digits_flow(Path(out), config_from_options(kw), with_rtl=with_rtl, retrain=retrain, seed=seed)
 
 

@@ -1,0 +1,1 @@
+"""eie-gen: sparse, compressed neural-network inference accelerators (EIE/ESE) from Python."""
