@@ -33,10 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.utils.prune as torch_prune
+from eie.compress.train import Dataset, accuracy, linear_layers, train_epochs
 from torch import nn
 
 from eie.spec.errors import CompressError
-from eie.compress.train import Dataset, accuracy, linear_layers, train_epochs
 
 __all__ = ["GRANULARITIES", "PruneResult", "GroupMagnitudePruning", "group_shape", "target_count",
            "balanced_counts", "magnitude_mask", "prune_layer", "finalize", "prune_once", "iterative_prune",

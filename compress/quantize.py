@@ -33,10 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from eie.compress.train import Dataset, linear_layers, train_epochs
 from torch import nn
 
 from eie.spec.errors import CompressError
-from eie.compress.train import Dataset, linear_layers, train_epochs
 
 __all__ = ["INITS", "SharedLayer", "init_centroids", "kmeans_1d", "share_weights", "quantize_layers",
            "centroid_gradients", "SharedLinear", "shared_module", "finetune_centroids"]

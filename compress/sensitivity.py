@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
+from eie.compress.prune import prune_once
+from eie.compress.train import accuracy, linear_layers
 from torch import nn
 
 from eie.spec.errors import CompressError
-from eie.compress.prune import prune_once
-from eie.compress.train import accuracy, linear_layers
 
 __all__ = ["DEFAULT_GRID", "SensitivityResult", "sensitivity_analysis", "budget_for_density"]
 

@@ -33,8 +33,8 @@ def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def print_golden_comparison(images, x_float, y_int, labels=None) -> dict:
     """Print the golden model next to the float reference (from the manifest) on float inputs."""
-    from eie.spec.numerics import dequantize_output
     from eie.sim.reference import reference_forward_float
+    from eie.spec.numerics import dequantize_output
     y = dequantize_output(y_int, images.output_frac_bits)
     ref = reference_forward_float(images, x_float)
     agree = 100.0 * float(np.mean(np.argmax(y, axis=1) == np.argmax(ref, axis=1)))
@@ -166,9 +166,9 @@ def load_data(data_file, model):
     import torch
 
     from eie.compress.digits import load_digits_split
-    from eie.spec.errors import CompressError
     from eie.compress.model_io import extract_layers
     from eie.compress.train import Dataset, check_dataset
+    from eie.spec.errors import CompressError
     specs = extract_layers(model)
     n_in, n_out = specs[0].n_in, specs[-1].n_out
     if data_file is None:
@@ -209,8 +209,8 @@ def make_options(config: EIEConfig, *, densities=None, budget=None, granularity=
                  balance=False, kmeans_init="linear", dsd=False, seed=0, prune_steps=None,
                  retrain_epochs=None, finetune_epochs=None):
     """:class:`~compress.pipeline.CompressOptions` consistent with the hardware configuration."""
-    from eie.spec.errors import CompressError
     from eie.compress.pipeline import CompressOptions
+    from eie.spec.errors import CompressError
     kw = {}
     if densities is not None:
         try:
@@ -252,11 +252,11 @@ class CompressReport:
 
 def compress_to_images(model, data, options, config: EIEConfig, out, *, progress=True) -> CompressReport:
     """Run the Deep Compression pipeline, calibrate fixed point, write and check the images."""
-    from eie.spec.emit import write_images
     from eie.compress.fixedpoint import calibrate
     from eie.compress.pipeline import rich_progress, run_pipeline
-    from eie.spec.image import load_images
     from eie.sim.reference import reference_forward_float
+    from eie.spec.emit import write_images
+    from eie.spec.image import load_images
     if progress:
         with rich_progress(console) as bar:
             result = run_pipeline(model, data, options, progress=bar)

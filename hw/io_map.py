@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
+from eie.hw.layouts import bits_for
 
 from eie.spec.config import EIEConfig
-from eie.hw.layouts import bits_for
 
 __all__ = [
     "Space", "LayerField", "LAYER_STRIDE", "PE_BITS", "CONTROL_N_LAYERS",

@@ -5,11 +5,17 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-
 from eie.hw.activation_queue import ActivationQueue
 from eie.hw.activation_rw import ActivationReadWriteUnit
 from eie.hw.arithmetic_unit import ArithmeticUnit
-from eie.hw.layouts import ConfiguredComponent, Widths, WritePortSignature, activation_layout, check_config, layer_layout
+from eie.hw.layouts import (
+    ConfiguredComponent,
+    Widths,
+    WritePortSignature,
+    activation_layout,
+    check_config,
+    layer_layout,
+)
 from eie.hw.pointer_read import PointerReadUnit
 from eie.hw.requantize import Requantizer
 from eie.hw.sparse_matrix_read import SparseMatrixReadUnit

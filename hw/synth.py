@@ -9,8 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eie.spec.config import EIEConfig
 from eie.hw.generate import generate_verilog
+
+from eie.spec.config import EIEConfig
 
 __all__ = ["synth_ecp5", "SynthError", "REPORTED_CELLS"]
 

@@ -2,15 +2,15 @@
 
 import numpy as np
 import pytest
+from eie.sim.golden import golden_layers, reference_forward, run_golden
+from eie.sim.random_net import random_inputs, random_network
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eie.spec.emit import write_images
 from eie.spec.config import EIEConfig
-from eie.sim.golden import golden_layers, reference_forward, run_golden
-from eie.spec.numerics import requantize
+from eie.spec.emit import write_images
 from eie.spec.image import load_images
-from eie.sim.random_net import random_inputs, random_network
+from eie.spec.numerics import requantize
 
 
 @given(n_pe=st.integers(1, 17), seed=st.integers(0, 2**16), density=st.sampled_from([0.05, 0.3, 1.0]),

@@ -10,14 +10,14 @@ import random
 import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module
-
-from eie.spec.emit import write_images
 from eie.hw.accelerator import EIEAccelerator
-from eie.spec.config import EIEConfig
 from eie.hw.io_map import Space, image_writes
 from eie.hw.testing import simulate, stream_get, stream_put
-from eie.spec.image import load_images
 from eie.sim.random_net import random_network
+
+from eie.spec.config import EIEConfig
+from eie.spec.emit import write_images
+from eie.spec.image import load_images
 
 
 def reference(net, x, act_bits):

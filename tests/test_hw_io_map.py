@@ -4,13 +4,13 @@
 import re
 
 import pytest
-
-from eie.spec.emit import write_images
-from eie.spec.config import EIEConfig
 from eie.hw.generate import generate_verilog
 from eie.hw.io_map import LAYER_STRIDE, LayerField, Space, addr_width, cfg_fields, data_width, image_writes, pack_cfg
-from eie.spec.image import load_images
 from eie.sim.random_net import random_network
+
+from eie.spec.config import EIEConfig
+from eie.spec.emit import write_images
+from eie.spec.image import load_images
 
 CONFIG = EIEConfig(n_pe=3, weight_bits=3, index_bits=2, act_bits=8, acc_bits=24,
                    entries_per_word=4, ptr_bits=8, mat_depth=32, ptr_depth=32, max_rows_per_pe=4,

@@ -5,7 +5,6 @@ import random
 
 import pytest
 from amaranth.hdl import Fragment
-
 from eie.hw.lnzd import LeadingNonZeroDetector
 from eie.hw.testing import simulate
 

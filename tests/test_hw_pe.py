@@ -5,12 +5,12 @@ import random
 
 import numpy as np
 import pytest
-
-from eie.spec.emit import write_images
 from eie.hw.activation_rw import OUT_LATENCY
-from eie.spec.config import EIEConfig
 from eie.hw.pe import ProcessingElement
 from eie.hw.testing import simulate, stream_put
+
+from eie.spec.config import EIEConfig
+from eie.spec.emit import write_images
 from eie.spec.image import load_images
 from eie.spec.network import QuantizedLayer, QuantizedNetwork
 

@@ -4,10 +4,10 @@
 import random
 
 import pytest
-
-from eie.spec.config import EIEConfig
 from eie.hw.pointer_read import PointerReadUnit
 from eie.hw.testing import run_cycles, simulate, stream_get, stream_put
+
+from eie.spec.config import EIEConfig
 
 CONFIG = EIEConfig(n_pe=2, ptr_depth=16, ptr_bits=8, mat_depth=16, entries_per_word=8,
                    max_rows_per_pe=8, act_bits=8, acc_bits=20, max_shift=8)

@@ -4,10 +4,10 @@
 import random
 
 import pytest
-
-from eie.spec.config import EIEConfig
 from eie.hw.requantize import Requantizer
 from eie.hw.testing import run_cycles
+
+from eie.spec.config import EIEConfig
 
 
 def requantize_model(acc, bias, s, relu, act_bits):

@@ -4,10 +4,10 @@
 import random
 
 import pytest
-
-from eie.spec.config import EIEConfig
 from eie.hw.sparse_matrix_read import SparseMatrixReadUnit
 from eie.hw.testing import simulate, stream_put
+
+from eie.spec.config import EIEConfig
 
 
 def config_for(entries_per_word):

@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
-from eie.spec.emit import FitError, write_images
-from eie.spec.config import ConfigError, EIEConfig
-from eie.spec.image import ImageError, load_images
 from eie.sim.random_net import random_network
+
+from eie.spec.config import ConfigError, EIEConfig
+from eie.spec.emit import FitError, write_images
+from eie.spec.image import ImageError, load_images
 
 
 @pytest.fixture

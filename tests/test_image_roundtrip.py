@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eie.spec.emit import write_images
 from eie.spec.config import EIEConfig
+from eie.spec.emit import write_images
 from eie.spec.image import decode_layer, encode_layer, load_images, pack_entries, unpack_entries
 from eie.spec.network import QuantizedLayer, QuantizedNetwork
 

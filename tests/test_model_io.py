@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from eie.compress.digits import DigitsMLP
+from eie.compress.model_io import extract_layers, load_model, specs_to_module
 from torch import nn
 
-from eie.compress.digits import DigitsMLP
 from eie.spec.errors import CompressError
-from eie.compress.model_io import extract_layers, load_model, specs_to_module
 
 torch.set_num_threads(1)
 

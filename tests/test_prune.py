@@ -6,11 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.utils.prune as torch_prune
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from torch import nn
-
-from eie.spec.errors import CompressError
 from eie.compress.prune import (
     balanced_counts,
     iterative_prune,
@@ -21,6 +16,11 @@ from eie.compress.prune import (
     target_count,
 )
 from eie.compress.train import Dataset, train_epochs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from eie.spec.errors import CompressError
 
 torch.set_num_threads(1)
 

@@ -5,11 +5,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
-
-from eie.spec.errors import CompressError
 from eie.compress.quantize import (
     SharedLayer,
     SharedLinear,
@@ -21,6 +16,11 @@ from eie.compress.quantize import (
     shared_module,
 )
 from eie.compress.train import Dataset
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from eie.spec.errors import CompressError
 
 torch.set_num_threads(1)
 

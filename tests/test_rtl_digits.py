@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-
-from eie import flow
 from eie.compress.digits import load_digits_split, train_default_model
-from eie.spec.config import EIEConfig
 from eie.sim.golden import run_golden
 from eie.tb.sim_run import simulate
+
+from eie import flow
+from eie.spec.config import EIEConfig
 
 pytestmark = pytest.mark.rtl
 

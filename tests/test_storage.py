@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-
-from eie.spec.errors import CompressError
 from eie.compress.quantize import SharedLayer
 from eie.compress.storage import eie_footprint, encode_entries, storage_report
+
 from eie.spec.config import EIEConfig
+from eie.spec.errors import CompressError
 
 # 6 x 2 layer, 2-bit weights, 2-bit relative indices (M = 3). Column 0: rows 0 and 5 (gap 4 > 3:
 # one filler); column 1: row 2.

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from eie.spec.config import EIEConfig
-from eie.spec.errors import ConfigError, FitError
+from eie.spec.errors import FitError
 from eie.spec.image import FORMAT, VERSION, encode_layer, format_hex, load_images, pack_entries
 from eie.spec.network import QuantizedNetwork, check_fits
 

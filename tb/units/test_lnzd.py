@@ -9,7 +9,6 @@ import random
 
 import cocotb
 from cocotb.triggers import Timer
-
 from eie.tb.units import Packer, unit_params
 
 

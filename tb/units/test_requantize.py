@@ -7,7 +7,6 @@ from collections import deque
 
 import cocotb
 from cocotb.triggers import RisingEdge
-
 from eie.tb.driver import start_clock_and_reset
 from eie.tb.units import Packer, unit_params
 
@@ -46,9 +45,9 @@ def operands(rng, config):
 async def extremes(dut):
     from amaranth.hdl import signed
     from amaranth.lib import data
+    from eie.hw.requantize import Requantizer
 
     from eie.spec.config import EIEConfig
-    from eie.hw.requantize import Requantizer
 
     p = unit_params()
     config = EIEConfig.from_dict(p["config"])
