@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from eie.compress.fixedpoint import calibrate
-from eie.compress.prune import magnitude_mask, target_count
-from eie.compress.quantize import SharedLayer, share_weights
 from rich.console import Console
 from rich.table import Table
 
+from eie.compress.fixedpoint import calibrate
+from eie.compress.prune import magnitude_mask, target_count
+from eie.compress.quantize import SharedLayer, share_weights
 from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 

@@ -14,16 +14,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from eie.sim.cycles import layer_work
-from eie.sim.golden import golden_layers
-from eie.sim.random_net import random_inputs, random_network
-from eie.tb.sim_run import simulate
 from rich.console import Console
 from rich.table import Table
 
+from eie.sim.cycles import layer_work
+from eie.sim.golden import golden_layers
+from eie.sim.random_net import random_inputs, random_network
 from eie.spec.config import EIEConfig
 from eie.spec.emit import fit_config, write_images
 from eie.spec.image import load_images
+from eie.tb.sim_run import simulate
 
 console = Console(highlight=False)
 

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import torch
-from eie.compress.train import Dataset, deterministic, train_epochs
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
+
+from eie.compress.train import Dataset, deterministic, train_epochs
 
 __all__ = ["DigitsMLP", "load_digits_split", "train_default_model"]
 

@@ -15,10 +15,10 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eie.compress.prune import prune_once
-from eie.compress.train import Dataset, accuracy, linear_layers, train_epochs
 from torch import nn
 
+from eie.compress.prune import prune_once
+from eie.compress.train import Dataset, accuracy, linear_layers, train_epochs
 from eie.spec.errors import CompressError
 
 __all__ = ["DSDResult", "run_dsd"]

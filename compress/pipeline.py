@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
+
 from eie.compress.dsd import DSDResult, run_dsd
 from eie.compress.model_io import extract_layers, specs_to_module
 from eie.compress.prune import GRANULARITIES, group_shape, iterative_prune
@@ -23,8 +25,6 @@ from eie.compress.quantize import INITS, SharedLayer, finetune_centroids, quanti
 from eie.compress.sensitivity import SensitivityResult, budget_for_density, sensitivity_analysis
 from eie.compress.storage import StorageReport, storage_report
 from eie.compress.train import Dataset, accuracy, check_dataset, deterministic
-from torch import nn
-
 from eie.spec.errors import CompressError
 
 __all__ = ["CompressOptions", "PipelineResult", "run_pipeline", "rich_progress"]

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.utils.prune as torch_prune
-from eie.compress.train import Dataset, accuracy, linear_layers, train_epochs
 from torch import nn
 
+from eie.compress.train import Dataset, accuracy, linear_layers, train_epochs
 from eie.spec.errors import CompressError
 
 __all__ = ["GRANULARITIES", "PruneResult", "GroupMagnitudePruning", "group_shape", "target_count",

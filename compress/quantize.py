@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from eie.compress.train import Dataset, linear_layers, train_epochs
 from torch import nn
 
+from eie.compress.train import Dataset, linear_layers, train_epochs
 from eie.spec.errors import CompressError
 
 __all__ = ["INITS", "SharedLayer", "init_centroids", "kmeans_1d", "share_weights", "quantize_layers",

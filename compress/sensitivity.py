@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
-from eie.compress.prune import prune_once
-from eie.compress.train import accuracy, linear_layers
 from torch import nn
 
+from eie.compress.prune import prune_once
+from eie.compress.train import accuracy, linear_layers
 from eie.spec.errors import CompressError
 
 __all__ = ["DEFAULT_GRID", "SensitivityResult", "sensitivity_analysis", "budget_for_density"]

@@ -33,10 +33,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from eie.compress.huffman import huffman_bits, table_bits
 from eie.compress.prune import block_view, pe_rows
 from eie.compress.quantize import SharedLayer
-
 from eie.spec.config import EIEConfig
 from eie.spec.errors import CompressError
 

@@ -7,6 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
 from eie.hw.activation_rw import OUT_LATENCY
 from eie.hw.io_map import CONTROL_N_LAYERS, LAYER_STRIDE, LayerField, Space, cfg_layout
 from eie.hw.layouts import ConfiguredComponent, Widths, activation_layout, check_config, layer_layout

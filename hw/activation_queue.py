@@ -6,6 +6,7 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+
 from eie.hw.layouts import activation_layout
 
 __all__ = ["ActivationQueue"]

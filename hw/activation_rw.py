@@ -7,6 +7,7 @@ from amaranth.lib import stream
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
 from eie.hw.layouts import ConfiguredComponent, Widths, WritePortSignature, activation_layout, check_config
 from eie.hw.pointer_read import check_init
 

@@ -6,6 +6,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
 from eie.hw.layouts import ConfiguredComponent, Widths, check_config, entry_layout
 
 __all__ = ["ArithmeticUnit"]

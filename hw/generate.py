@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from amaranth.back import verilog
-from eie.hw.accelerator import EIEAccelerator
 
+from eie.hw.accelerator import EIEAccelerator
 from eie.spec.config import EIEConfig
 
 __all__ = ["generate_verilog"]

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
-from eie.hw.layouts import bits_for
 
+from eie.hw.layouts import bits_for
 from eie.spec.config import EIEConfig
 
 __all__ = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from eie.hw.layouts import activation_layout
 
 __all__ = ["LeadingNonZeroDetector"]

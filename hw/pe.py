@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from eie.hw.activation_queue import ActivationQueue
 from eie.hw.activation_rw import ActivationReadWriteUnit
 from eie.hw.arithmetic_unit import ArithmeticUnit

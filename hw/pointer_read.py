@@ -6,6 +6,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
 from eie.hw.layouts import (
     ConfiguredComponent,
     Widths,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
+
 from eie.hw.layouts import ConfiguredComponent, Widths, check_config
 
 __all__ = ["Requantizer"]

@@ -7,6 +7,7 @@ from amaranth.lib import data, stream
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
 from eie.hw.layouts import ConfiguredComponent, Widths, WritePortSignature, check_config, entry_layout, job_layout
 from eie.hw.pointer_read import check_init
 

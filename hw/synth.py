@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from eie.hw.generate import generate_verilog
-
 from eie.spec.config import EIEConfig
 
 __all__ = ["synth_ecp5", "SynthError", "REPORTED_CELLS"]

@@ -18,6 +18,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, ValueChange, with_timeout
 from cocotb.utils import get_sim_time
+
 from eie.tb.runner import CLOCK_PERIOD_NS
 
 __all__ = ["start_clock_and_reset", "cycle_now", "StreamSource", "StreamSink", "TB", "RunOutcome",

@@ -326,8 +326,8 @@ def _ports_only_verilator(reused_objects=(), cxx_opt="-Os"):
 
 def _hw_source_digest() -> str:
     import amaranth
-    import eie.hw
 
+    import eie.hw
     import eie.spec
     files = sorted(Path(eie.hw.__file__).parent.glob("*.py")) + \
         sorted(Path(eie.spec.__file__).parent.glob("*.py"))

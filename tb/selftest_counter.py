@@ -11,6 +11,7 @@ import os
 
 import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
 from eie.tb.driver import start_clock_and_reset
 
 

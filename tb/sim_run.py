@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
 from eie.tb.runner import build_config, run_cocotb
 
 __all__ = ["SimResult", "simulate", "verify", "verify_suite", "TEST_MODULE"]

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
+
 from eie.tb.driver import TB, ReadyPattern, cycle_now
 from eie.tb.scoreboard import Scoreboard, inject_fault_enabled
 

@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from eie.sim.golden import run_golden
-from eie.sim.random_net import random_inputs, random_network
 
 from eie.cli import main
+from eie.sim.golden import run_golden
+from eie.sim.random_net import random_inputs, random_network
 from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from eie.compress.dsd import run_dsd
-from eie.compress.train import Dataset, linear_layers
 from torch import nn
 
+from eie.compress.dsd import run_dsd
+from eie.compress.train import Dataset, linear_layers
 from eie.spec.errors import CompressError
 
 torch.set_num_threads(1)

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from eie.sim.golden import golden_layers, reference_forward, run_golden
-from eie.sim.random_net import random_inputs, random_network
 from hypothesis import given
 from hypothesis import strategies as st
 
+from eie.sim.golden import golden_layers, reference_forward, run_golden
+from eie.sim.random_net import random_inputs, random_network
 from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 from eie.spec.image import load_images

@@ -4,9 +4,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from eie.compress.huffman import code_lengths, fixed_length_bits, huffman_bits, table_bits
 from hypothesis import given
 from hypothesis import strategies as st
+
+from eie.compress.huffman import code_lengths, fixed_length_bits, huffman_bits, table_bits
 
 frequencies = st.dictionaries(st.integers(0, 255), st.integers(1, 10_000), min_size=2, max_size=40)
 

@@ -10,11 +10,11 @@ import random
 import numpy as np
 import pytest
 from amaranth.hdl import ClockDomain, Module
+
 from eie.hw.accelerator import EIEAccelerator
 from eie.hw.io_map import Space, image_writes
 from eie.hw.testing import simulate, stream_get, stream_put
 from eie.sim.random_net import random_network
-
 from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 from eie.spec.image import load_images

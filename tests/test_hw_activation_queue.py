@@ -4,6 +4,7 @@
 import random
 
 import pytest
+
 from eie.hw.activation_queue import ActivationQueue
 from eie.hw.testing import run_cycles, simulate, stream_get, stream_put
 

@@ -4,9 +4,9 @@
 import random
 
 import pytest
+
 from eie.hw.activation_rw import OUT_LATENCY, ActivationReadWriteUnit
 from eie.hw.testing import simulate, stream_get
-
 from eie.spec.config import EIEConfig
 
 CONFIG = EIEConfig(n_pe=3, max_rows_per_pe=6, bias_depth=8, act_bits=8, acc_bits=20, max_shift=8)

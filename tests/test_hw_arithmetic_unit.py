@@ -4,9 +4,9 @@
 import random
 
 import pytest
+
 from eie.hw.arithmetic_unit import ArithmeticUnit
 from eie.hw.testing import run_cycles
-
 from eie.spec.config import EIEConfig
 
 CONFIG = EIEConfig(n_pe=1, max_rows_per_pe=4, index_bits=2, weight_bits=3, act_bits=8, acc_bits=24,

@@ -4,10 +4,10 @@
 import re
 
 import pytest
+
 from eie.hw.generate import generate_verilog
 from eie.hw.io_map import LAYER_STRIDE, LayerField, Space, addr_width, cfg_fields, data_width, image_writes, pack_cfg
 from eie.sim.random_net import random_network
-
 from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 from eie.spec.image import load_images

@@ -5,6 +5,7 @@ import random
 
 import pytest
 from amaranth.hdl import Fragment
+
 from eie.hw.lnzd import LeadingNonZeroDetector
 from eie.hw.testing import simulate
 

@@ -5,10 +5,10 @@ import random
 
 import numpy as np
 import pytest
+
 from eie.hw.activation_rw import OUT_LATENCY
 from eie.hw.pe import ProcessingElement
 from eie.hw.testing import simulate, stream_put
-
 from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 from eie.spec.image import load_images

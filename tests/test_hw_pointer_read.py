@@ -4,9 +4,9 @@
 import random
 
 import pytest
+
 from eie.hw.pointer_read import PointerReadUnit
 from eie.hw.testing import run_cycles, simulate, stream_get, stream_put
-
 from eie.spec.config import EIEConfig
 
 CONFIG = EIEConfig(n_pe=2, ptr_depth=16, ptr_bits=8, mat_depth=16, entries_per_word=8,

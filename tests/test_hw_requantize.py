@@ -4,9 +4,9 @@
 import random
 
 import pytest
+
 from eie.hw.requantize import Requantizer
 from eie.hw.testing import run_cycles
-
 from eie.spec.config import EIEConfig
 
 

@@ -4,9 +4,9 @@
 import random
 
 import pytest
+
 from eie.hw.sparse_matrix_read import SparseMatrixReadUnit
 from eie.hw.testing import simulate, stream_put
-
 from eie.spec.config import EIEConfig
 
 

@@ -1,8 +1,8 @@
 """Synthesis smoke check: block RAMs and DSPs are inferred (YoWASP Yosys synth_ecp5)."""
 
 import pytest
-from eie.hw.synth import synth_ecp5
 
+from eie.hw.synth import synth_ecp5
 from eie.spec.config import EIEConfig
 
 pytestmark = pytest.mark.synth

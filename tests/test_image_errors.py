@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from eie.sim.random_net import random_network
 
+from eie.sim.random_net import random_network
 from eie.spec.config import ConfigError, EIEConfig
 from eie.spec.emit import FitError, write_images
 from eie.spec.image import ImageError, load_images

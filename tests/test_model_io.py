@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from eie.compress.digits import DigitsMLP
-from eie.compress.model_io import extract_layers, load_model, specs_to_module
 from torch import nn
 
+from eie.compress.digits import DigitsMLP
+from eie.compress.model_io import extract_layers, load_model, specs_to_module
 from eie.spec.errors import CompressError
 
 torch.set_num_threads(1)

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from eie.compress.fixedpoint import calibrate, frac_bits_for
 
+from eie.compress.fixedpoint import calibrate, frac_bits_for
 from eie.spec.config import ConfigError, EIEConfig
 from eie.spec.network import QuantizedLayer, QuantizedNetwork, accumulator_bound, check_fits
 from eie.spec.numerics import requantize

@@ -5,11 +5,11 @@ import io
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
+
 from eie.compress.digits import DigitsMLP, load_digits_split, train_default_model
 from eie.compress.pipeline import CompressOptions, rich_progress, run_pipeline
 from eie.compress.train import Dataset, accuracy
-from rich.console import Console
-
 from eie.spec.errors import CompressError
 
 torch.set_num_threads(1)

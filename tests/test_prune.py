@@ -6,6 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.utils.prune as torch_prune
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
 from eie.compress.prune import (
     balanced_counts,
     iterative_prune,
@@ -16,10 +20,6 @@ from eie.compress.prune import (
     target_count,
 )
 from eie.compress.train import Dataset, train_epochs
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from torch import nn
-
 from eie.spec.errors import CompressError
 
 torch.set_num_threads(1)

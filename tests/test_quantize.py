@@ -5,6 +5,10 @@ import time
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
 from eie.compress.quantize import (
     SharedLayer,
     SharedLinear,
@@ -16,10 +20,6 @@ from eie.compress.quantize import (
     shared_module,
 )
 from eie.compress.train import Dataset
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
-
 from eie.spec.errors import CompressError
 
 torch.set_num_threads(1)

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+
 from eie.sim.golden import run_golden
 from eie.sim.random_net import random_inputs, random_network
-from eie.tb.runner import CocotbFailure
-from eie.tb.sim_run import simulate, verify, verify_suite
-
 from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 from eie.spec.image import load_images
+from eie.tb.runner import CocotbFailure
+from eie.tb.sim_run import simulate, verify, verify_suite
 
 pytestmark = pytest.mark.rtl
 

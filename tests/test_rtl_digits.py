@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from eie.compress.digits import load_digits_split, train_default_model
-from eie.sim.golden import run_golden
-from eie.tb.sim_run import simulate
 
 from eie import flow
+from eie.compress.digits import load_digits_split, train_default_model
+from eie.sim.golden import run_golden
 from eie.spec.config import EIEConfig
+from eie.tb.sim_run import simulate
 
 pytestmark = pytest.mark.rtl
 

@@ -3,10 +3,10 @@
 import json
 
 import pytest
-from eie.tb.runner import run_cocotb
-from eie.tb.units import build_unit
 
 from eie.spec.config import EIEConfig
+from eie.tb.runner import run_cocotb
+from eie.tb.units import build_unit
 
 pytestmark = pytest.mark.rtl
 

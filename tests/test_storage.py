@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+
 from eie.compress.quantize import SharedLayer
 from eie.compress.storage import eie_footprint, encode_entries, storage_report
-
 from eie.spec.config import EIEConfig
 from eie.spec.errors import CompressError
 

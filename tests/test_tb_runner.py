@@ -4,6 +4,7 @@ failing tests, missing modules and unknown test names fail."""
 import time
 
 import pytest
+
 from eie.tb.runner import CocotbFailure, build_verilog, run_cocotb
 from eie.tb.selftest_counter import counter_verilog
 

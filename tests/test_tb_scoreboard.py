@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from eie.tb.driver import ReadyPattern
 from eie.tb.scoreboard import Scoreboard, inject_fault_enabled
 

@@ -8,6 +8,7 @@ from collections import deque
 
 import cocotb
 from cocotb.triggers import RisingEdge
+
 from eie.tb.driver import start_clock_and_reset
 from eie.tb.units import Packer, unit_params
 

@@ -8,6 +8,7 @@ from collections import deque
 
 import cocotb
 from cocotb.triggers import RisingEdge
+
 from eie.tb.driver import start_clock_and_reset
 from eie.tb.units import Packer, unit_params
 
@@ -27,9 +28,9 @@ def hazard_rows(rng, rows, n):
 async def hazards_and_clears(dut):
     from amaranth.hdl import signed, unsigned
     from amaranth.lib import data
+
     from eie.hw.arithmetic_unit import ArithmeticUnit
     from eie.hw.layouts import Widths, entry_layout
-
     from eie.spec.config import EIEConfig
 
     p = unit_params()

@@ -9,6 +9,7 @@ import random
 
 import cocotb
 from cocotb.triggers import Timer
+
 from eie.tb.units import Packer, unit_params
 
 

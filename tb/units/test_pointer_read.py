@@ -8,6 +8,7 @@ from collections import deque
 
 import cocotb
 from cocotb.triggers import RisingEdge
+
 from eie.tb.driver import start_clock_and_reset
 from eie.tb.units import Packer, unit_params
 
@@ -15,7 +16,6 @@ from eie.tb.units import Packer, unit_params
 @cocotb.test()
 async def pointers_under_backpressure(dut):
     from eie.hw.layouts import Widths, activation_layout, job_layout
-
     from eie.spec.config import EIEConfig
 
     p = unit_params()

@@ -7,6 +7,7 @@ from collections import deque
 
 import cocotb
 from cocotb.triggers import RisingEdge
+
 from eie.tb.driver import start_clock_and_reset
 from eie.tb.units import Packer, unit_params
 
@@ -45,8 +46,8 @@ def operands(rng, config):
 async def extremes(dut):
     from amaranth.hdl import signed
     from amaranth.lib import data
-    from eie.hw.requantize import Requantizer
 
+    from eie.hw.requantize import Requantizer
     from eie.spec.config import EIEConfig
 
     p = unit_params()
