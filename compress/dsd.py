@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from eie.compress.prune import prune_once
-from eie.compress.train import Dataset, accuracy, linear_layers, train_epochs
+from eie.compress.train import Dataset, evaluate, linear_layers, train_epochs
 from eie.spec.errors import CompressError
 
 __all__ = ["DSDResult", "run_dsd"]
@@ -26,7 +26,7 @@ __all__ = ["DSDResult", "run_dsd"]
 
 @dataclass
 class DSDResult:
-    """The re-densified model and the test accuracy (%) after each phase."""
+    """The re-densified model and the test score (%, the data's task) after each phase."""
 
     model: nn.Module
     dense_accuracy: float
@@ -62,15 +62,15 @@ def run_dsd(model: nn.Module, data: Dataset, *, sparsity: float = 0.5, dense_epo
         raise CompressError(f"the DSD sparsity must be in (0, 1), not {sparsity}")
     report = progress or (lambda *args: None)
     dense = train_epochs(copy.deepcopy(model), data, dense_epochs, lr, seed=seed, weight_decay=weight_decay)
-    dense_accuracy = accuracy(dense, data.x_test, data.y_test)
+    dense_accuracy = evaluate(dense, data)
     report("DSD dense", 1, 3)
     pruned = prune_once(dense, [1.0 - sparsity] * len(linear_layers(dense)))
     sparse = train_epochs(pruned.model, data, sparse_epochs, lr, masks=pruned.masks, seed=seed + 1,
                           weight_decay=weight_decay)
-    sparse_accuracy = accuracy(sparse, data.x_test, data.y_test)
+    sparse_accuracy = evaluate(sparse, data)
     report("DSD sparse", 2, 3)
     redense = train_epochs(copy.deepcopy(sparse), data, redense_epochs, lr / 10, seed=seed + 2,
                            weight_decay=weight_decay)
     report("DSD re-dense", 3, 3)
     return DSDResult(model=redense, dense_accuracy=dense_accuracy, sparse_accuracy=sparse_accuracy,
-                     redense_accuracy=accuracy(redense, data.x_test, data.y_test))
+                     redense_accuracy=evaluate(redense, data))

@@ -24,7 +24,7 @@ from eie.compress.prune import GRANULARITIES, group_shape, iterative_prune
 from eie.compress.quantize import INITS, SharedLayer, finetune_centroids, quantize_layers, shared_module
 from eie.compress.sensitivity import SensitivityResult, budget_for_density, sensitivity_analysis
 from eie.compress.storage import StorageReport, storage_report
-from eie.compress.train import Dataset, accuracy, check_dataset, deterministic
+from eie.compress.train import Dataset, check_dataset, deterministic, evaluate
 from eie.spec.errors import CompressError
 
 __all__ = ["CompressOptions", "PipelineResult", "run_pipeline", "rich_progress"]
@@ -236,7 +236,7 @@ def _choose_densities(model: nn.Module, data: Dataset, options: CompressOptions,
               f"{len(options.densities)} densities given but the model has {n_layers} layers; give one per "
               f"layer")
         return list(options.densities), None
-    result = sensitivity_analysis(model, data.x_train, data.y_train, budget=options.accuracy_budget or 0.0,
+    result = sensitivity_analysis(model, data, budget=options.accuracy_budget or 0.0,
                                   granularity=options.granularity, block_size=options.block_size,
                                   balance_pes=options.balance_pes)
     if options.accuracy_budget is None:
@@ -276,7 +276,7 @@ def _run(model: nn.Module, data: Dataset, options: CompressOptions, report: Prog
     specs = extract_layers(model, n_inputs=int(data.x_train.shape[1]) if data.x_train.ndim == 2 else None)
     check_dataset(data, specs[0].n_in, specs[-1].n_out)
     start = specs_to_module(specs)
-    float_accuracy = accuracy(start, data.x_test, data.y_test)
+    float_accuracy = evaluate(start, data)
     dsd = None
     if options.dsd:
         dsd = run_dsd(start, data, sparsity=options.dsd_sparsity, dense_epochs=options.dsd_epochs,
@@ -294,13 +294,13 @@ def _run(model: nn.Module, data: Dataset, options: CompressOptions, report: Prog
     report("weight sharing", 0, 1)
     shared = quantize_layers(pruned.model, pruned.masks, [s.relu for s in specs], [s.name for s in specs],
                              options.weight_bits, options.kmeans_init, options.seed)
-    kmeans_accuracy = accuracy(shared_module(shared), data.x_test, data.y_test)
+    kmeans_accuracy = evaluate(shared_module(shared), data)
     shared = finetune_centroids(shared, data, options.finetune_epochs, options.finetune_lr, options.seed)
     report("weight sharing", 1, 1)
     storage = storage_report(shared, index_bits=options.index_bits, group=options.group,
                              n_pe=options.balance_pes, ptr_bits=options.ptr_bits)
     return PipelineResult(
         shared_layers=shared, masks=pruned.masks, densities=densities, float_accuracy=float_accuracy,
-        pruned_accuracy=accuracy(pruned.model, data.x_test, data.y_test), kmeans_accuracy=kmeans_accuracy,
-        quantized_accuracy=accuracy(shared_module(shared), data.x_test, data.y_test), storage=storage,
+        pruned_accuracy=evaluate(pruned.model, data), kmeans_accuracy=kmeans_accuracy,
+        quantized_accuracy=evaluate(shared_module(shared), data), storage=storage,
         prune_step_accuracies=pruned.step_accuracies, dsd=dsd, sensitivity=sensitivity, options=options)

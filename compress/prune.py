@@ -35,7 +35,7 @@ import torch
 import torch.nn.utils.prune as torch_prune
 from torch import nn
 
-from eie.compress.train import Dataset, accuracy, linear_layers, train_epochs
+from eie.compress.train import Dataset, evaluate, linear_layers, train_epochs
 from eie.spec.errors import CompressError
 
 __all__ = ["GRANULARITIES", "PruneResult", "GroupMagnitudePruning", "group_shape", "target_count",
@@ -358,7 +358,7 @@ def iterative_prune(model: nn.Module, data: Dataset, densities: Sequence[float],
             prune_layer(layer, schedule[step], granularity=granularity, block_size=block_size,
                         balance_pes=balance_pes, norm=norm)
         train_epochs(pruned, data, epochs, lr, seed=seed + step, weight_decay=weight_decay)
-        step_accuracies.append(accuracy(pruned, data.x_test, data.y_test))
+        step_accuracies.append(evaluate(pruned, data))
         if progress is not None:
             progress("prune and retrain", step + 1, steps)
     return PruneResult(model=pruned, masks=finalize(pruned), step_accuracies=step_accuracies)

@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import torch
 from torch import nn
 
 from eie.compress.prune import prune_once
-from eie.compress.train import accuracy, linear_layers
+from eie.compress.train import Dataset, evaluate, linear_layers
 from eie.spec.errors import CompressError
 
 __all__ = ["DEFAULT_GRID", "SensitivityResult", "sensitivity_analysis", "budget_for_density"]
@@ -77,7 +76,7 @@ class SensitivityResult:
                 for name, accs, density in zip(names, self.accuracies, self.densities, strict=True)]
 
 
-def sensitivity_analysis(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, budget: float,
+def sensitivity_analysis(model: nn.Module, data: Dataset, *, budget: float,
                          grid: Sequence[float] = DEFAULT_GRID, granularity: str = "fine",
                          block_size: int = 4, balance_pes: int | None = None) -> SensitivityResult:
     """Prune each layer alone over ``grid`` and pick its smallest density within ``budget``.
@@ -86,8 +85,9 @@ def sensitivity_analysis(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
     ----------
     model : torch.nn.Module
         Chain of Linear layers; left unchanged.
-    x, y : torch.Tensor
-        Evaluation data.
+    data : Dataset
+        Scored on its training split (the test split, on which results are reported, plays no
+        part in choosing densities).
     budget : float
         Largest accuracy drop (points, on the 0..100 scale) a layer may cause.
     grid : sequence of float
@@ -103,7 +103,7 @@ def sensitivity_analysis(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
         raise CompressError(f"the accuracy budget must be non-negative, not {budget}")
     grid = tuple(sorted(set(grid) | {1.0}))
     n_layers = len(linear_layers(model))
-    baseline = accuracy(model, x, y)
+    baseline = evaluate(model, data, "train")
     table = []
     for l in range(n_layers):
         row = []
@@ -112,7 +112,7 @@ def sensitivity_analysis(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, 
             densities[l] = density
             pruned = prune_once(model, densities, granularity=granularity, block_size=block_size,
                                 balance_pes=balance_pes).model
-            row.append(accuracy(pruned, x, y))
+            row.append(evaluate(pruned, data, "train"))
         table.append(row)
     result = SensitivityResult(grid=grid, baseline=baseline, accuracies=table,
                                sizes=[layer.weight.numel() for layer in linear_layers(model)],

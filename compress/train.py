@@ -1,4 +1,4 @@
-"""Shared training and evaluation helpers (cross-entropy classification, Adam, CPU).
+"""Shared training and evaluation helpers (Adam on the CPU, loss and score from the data's task).
 
 All training runs single-threaded with deterministic algorithms and explicitly seeded shuffling, so
 the same model, data and seed give bit-identical weights on any machine with the same PyTorch.
@@ -12,24 +12,26 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from eie.spec.errors import CompressError
+from eie.compress.task import CLASSIFICATION, Task
+from eie.spec.errors import CompressError, InputError
 
-__all__ = ["Dataset", "deterministic", "linear_layers", "train_epochs", "accuracy", "check_dataset"]
+__all__ = ["Dataset", "deterministic", "linear_layers", "train_epochs", "predict", "evaluate", "check_dataset"]
 
 
 class Dataset(NamedTuple):
-    """A classification data set: ``x`` float32 ``(n, features)``, ``y`` int64 class labels ``(n,)``.
+    """Training and evaluation data: ``x`` float32 ``(n, features)``, ``y`` the task's targets.
 
-    A named tuple, so ``x_train, y_train, x_test, y_test = data`` also works.
+    ``y`` is int64 class labels ``(n,)`` for classification, float32 ``(n, n_out)`` otherwise
+    (:mod:`eie.compress.task`). The test split is what every reported score is measured on.
     """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    task: Task = CLASSIFICATION
 
 
 @contextmanager
@@ -57,20 +59,28 @@ def linear_layers(model: nn.Module) -> list[nn.Linear]:
 
 
 def check_dataset(data: Dataset, n_in: int, n_out: int) -> None:
-    """Raise :class:`CompressError` unless ``data`` suits a model of ``n_in`` inputs, ``n_out`` classes."""
+    """Raise :class:`InputError` unless ``data`` suits a model of ``n_in`` inputs and ``n_out`` outputs."""
     for split in ("train", "test"):
         x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         if x.ndim != 2 or x.shape[1] != n_in or x.shape[0] == 0:
-            raise CompressError(f"x_{split} has shape {tuple(x.shape)} but the model takes (batch, {n_in}); "
-                                f"use data that matches the model")
-        if y.shape != (x.shape[0],) or y.dtype != torch.int64:
-            raise CompressError(f"y_{split} must be int64 class labels of shape ({x.shape[0]},), not "
-                                f"{y.dtype} {tuple(y.shape)}")
+            raise InputError(f"x_{split} has shape {tuple(x.shape)} but the model takes (batch, {n_in}); "
+                             f"use data that matches the model")
         if not torch.isfinite(x).all():
-            raise CompressError(f"x_{split} contains NaN or infinite values; clean the data set")
-        if y.min() < 0 or y.max() >= n_out:
-            raise CompressError(f"y_{split} has labels outside 0..{n_out - 1} (the model has {n_out} "
-                                f"outputs); use matching labels")
+            raise InputError(f"x_{split} contains NaN or infinite values; clean the data set")
+        if data.task.labelled:
+            if y.shape != (x.shape[0],) or y.dtype != torch.int64:
+                raise InputError(f"y_{split} must be int64 class labels of shape ({x.shape[0]},), not "
+                                 f"{y.dtype} {tuple(y.shape)}")
+            if y.min() < 0 or y.max() >= n_out:
+                raise InputError(f"y_{split} has labels outside 0..{n_out - 1} (the model has {n_out} "
+                                 f"outputs); use matching labels")
+        else:
+            if y.dtype != torch.float32 or y.shape not in ((x.shape[0], n_out),) + (
+                    ((x.shape[0],),) if n_out == 1 else ()):
+                raise InputError(f"y_{split} must be float32 targets of shape ({x.shape[0]}, {n_out}), not "
+                                 f"{y.dtype} {tuple(y.shape)}")
+            if not torch.isfinite(y).all():
+                raise InputError(f"y_{split} contains NaN or infinite values; clean the data set")
 
 
 def _masked_fill(layers: Sequence[nn.Linear], masks: Sequence[torch.Tensor]) -> None:
@@ -83,7 +93,7 @@ def train_epochs(model: nn.Module, data: Dataset, epochs: int, lr: float,
                  masks: Sequence[np.ndarray] | None = None,
                  grad_hook: Callable[[nn.Module], None] | None = None, *,
                  batch_size: int = 64, seed: int = 0, weight_decay: float = 0.0) -> nn.Module:
-    """Train ``model`` in place with Adam on cross-entropy over ``data.x_train``.
+    """Train ``model`` in place with Adam on ``data.task``'s loss over ``data.x_train``.
 
     Parameters
     ----------
@@ -130,7 +140,7 @@ def train_epochs(model: nn.Module, data: Dataset, epochs: int, lr: float,
             for start in range(0, x.shape[0], batch_size):
                 batch = order[start:start + batch_size]
                 optimizer.zero_grad()
-                F.cross_entropy(model(x[batch]), y[batch]).backward()
+                data.task.loss(model(x[batch]), y[batch]).backward()
                 if grad_hook is not None:
                     grad_hook(model)
                 if mask_t is not None:
@@ -143,11 +153,16 @@ def train_epochs(model: nn.Module, data: Dataset, epochs: int, lr: float,
     return model.eval()
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 accuracy of ``model`` on ``(x, y)`` in percent (0..100)."""
+def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` in evaluation mode without gradients (the training flag is restored)."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        predicted = model(x).argmax(dim=1)
+        out = model(x)
     model.train(was_training)
-    return 100.0 * float((predicted == y).to(torch.float64).mean())
+    return out
+
+
+def evaluate(model: nn.Module, data: Dataset, split: str = "test") -> float:
+    """Score (percent, :meth:`Task.score`) of ``model`` on one split of ``data``."""
+    return data.task.score(predict(model, getattr(data, f"x_{split}")), getattr(data, f"y_{split}"))
