@@ -38,7 +38,7 @@ def test_digits_split_is_stratified_scaled_and_deterministic(data):
     assert float(data.x_train.min()) == 0.0 and float(data.x_train.max()) == 1.0
     per_class = np.bincount(data.y_train.numpy()) + np.bincount(data.y_test.numpy())
     assert np.abs(np.bincount(data.y_test.numpy()) - per_class / 4).max() <= 1
-    assert all(torch.equal(a, b) for a, b in zip(data, load_digits_split(0), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(data[:4], load_digits_split(0)[:4], strict=True))
 
 
 def test_default_model_is_accurate_and_deterministic(model, data):
