@@ -7,18 +7,24 @@
 
 The sparse phase acts as a regulariser; the final dense network is usually more accurate than the
 first one, and is what the pipeline then compresses when ``dsd=True``.
+
+A model that is already pruned (``torch.nn.utils.prune`` masks, exact zeros, or ``alive`` masks; see
+:func:`compress.prune.live_masks`) keeps its pruning: its live weights, the *support*, play the dense
+network. The dense phases train only inside the support, the sparse phase removes ``sparsity`` of
+each layer's live weights, and the re-dense phase restores connections only up to the support.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from torch import nn
 
-from eie.compress.prune import prune_once
-from eie.compress.train import Dataset, evaluate, linear_layers, train_epochs
+from eie.compress.prune import copy_model, finalize, live_masks, prune_once, target_count
+from eie.compress.train import Dataset, evaluate, train_epochs
 from eie.spec.errors import CompressError
 
 __all__ = ["DSDResult", "run_dsd"]
@@ -36,16 +42,17 @@ class DSDResult:
 
 def run_dsd(model: nn.Module, data: Dataset, *, sparsity: float = 0.5, dense_epochs: int = 20,
             sparse_epochs: int = 20, redense_epochs: int = 20, lr: float = 1e-3, weight_decay: float = 0.0,
-            seed: int = 0, progress: Callable[[str, int, int], None] | None = None) -> DSDResult:
+            seed: int = 0, progress: Callable[[str, int, int], None] | None = None,
+            alive: Sequence[np.ndarray | None] | None = None) -> DSDResult:
     """Run DSD training on a copy of ``model``.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Left unchanged; the dense phase continues from its weights.
+        Left unchanged; the dense phase continues from its weights. May be pruned already.
     data : Dataset
     sparsity : float
-        Fraction of every layer's weights removed in the sparse phase, in (0, 1).
+        Fraction of every layer's live weights removed in the sparse phase, in (0, 1).
     dense_epochs, sparse_epochs, redense_epochs : int
     lr : float
         Learning rate of the first two phases; the last uses ``lr / 10``.
@@ -53,23 +60,31 @@ def run_dsd(model: nn.Module, data: Dataset, *, sparsity: float = 0.5, dense_epo
     seed : int
     progress : callable, optional
         ``progress(description, completed, 3)`` after each phase.
+    alive : sequence of (numpy.ndarray or None), optional
+        The user's masks, one per Linear layer (see :func:`compress.prune.live_masks`).
 
     Returns
     -------
     DSDResult
+        ``model`` is a plain model (no pruning parametrization) that is zero outside the support.
     """
     if not 0.0 < sparsity < 1.0:
         raise CompressError(f"the DSD sparsity must be in (0, 1), not {sparsity}")
     report = progress or (lambda *args: None)
-    dense = train_epochs(copy.deepcopy(model), data, dense_epochs, lr, seed=seed, weight_decay=weight_decay)
+    start = copy_model(model)
+    support = live_masks(start, alive)
+    finalize(start)
+    dense = train_epochs(start, data, dense_epochs, lr, masks=support, seed=seed, weight_decay=weight_decay)
     dense_accuracy = evaluate(dense, data)
     report("DSD dense", 1, 3)
-    pruned = prune_once(dense, [1.0 - sparsity] * len(linear_layers(dense)))
+    # Densities are fractions of the whole layer; this one keeps 1 - sparsity of the live weights.
+    densities = [target_count(int(mask.sum()), 1.0 - sparsity) / mask.size for mask in support]
+    pruned = prune_once(dense, densities, alive=support)
     sparse = train_epochs(pruned.model, data, sparse_epochs, lr, masks=pruned.masks, seed=seed + 1,
                           weight_decay=weight_decay)
     sparse_accuracy = evaluate(sparse, data)
     report("DSD sparse", 2, 3)
-    redense = train_epochs(copy.deepcopy(sparse), data, redense_epochs, lr / 10, seed=seed + 2,
+    redense = train_epochs(copy.deepcopy(sparse), data, redense_epochs, lr / 10, masks=support, seed=seed + 2,
                            weight_decay=weight_decay)
     report("DSD re-dense", 3, 3)
     return DSDResult(model=redense, dense_accuracy=dense_accuracy, sparse_accuracy=sparse_accuracy,

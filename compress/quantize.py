@@ -15,10 +15,16 @@ cluster whose members average to zero) is nudged to the smallest normal float32,
 ``±1.18e-38``, signed like the sum of its members (``+`` when that is zero). The fixed-point
 calibration then gives it the smallest non-zero code, as it does for any tiny centroid.
 
-Fine-tuning trains the codebook itself: :class:`SharedLinear` computes ``W = codebook[index]`` and
-its backward pass groups the weight gradients by index, ``dL/dC_k = Σ dL/dW_ij`` over
-``index_ij == k`` (:func:`centroid_gradients`, an ``index_add``); slot 0 gets no gradient, so pruned
-weights stay exactly zero and out of the codebook.
+The clustered set is exactly the mask, and the mask must not hold an exact zero: that weight is
+pruned, and clustering it would give it a non-zero code (the zero would join, and pull, a non-zero
+cluster). :func:`share_weights` rejects such a mask; the pruning functions of :mod:`compress.prune`
+never make one. No position outside the mask gets a non-zero index.
+
+Fine-tuning trains the codebook itself: ``W = codebook[index]`` (the :class:`CodebookWeight`
+parametrization of :class:`~compress.sparsifier.WeightSharer`, which :func:`finetune_centroids`
+drives, or the :class:`SharedLinear` module) has a backward pass that groups the weight gradients by
+index, ``dL/dC_k = Σ dL/dW_ij`` over ``index_ij == k`` (:func:`centroid_gradients`, an
+``index_add``); slot 0 gets no gradient, so pruned weights stay exactly zero and out of the codebook.
 
 k-means is Lloyd's algorithm on the sorted weights: clusters of a 1-D k-means are intervals, so
 each iteration is a ``searchsorted`` of the centroid midpoints plus a ``reduceat`` of the sums,
@@ -39,7 +45,8 @@ from eie.compress.train import Dataset, linear_layers, train_epochs
 from eie.spec.errors import CompressError
 
 __all__ = ["INITS", "SharedLayer", "init_centroids", "kmeans_1d", "share_weights", "quantize_layers",
-           "centroid_gradients", "SharedLinear", "shared_module", "finetune_centroids"]
+           "centroid_gradients", "CodebookWeight", "SharedLinear", "shared_module", "with_codebook",
+           "finetune_centroids"]
 
 INITS = ("linear", "density", "random")
 MAX_ITER = 1000
@@ -173,7 +180,8 @@ def share_weights(weight: np.ndarray, mask: np.ndarray, weight_bits: int, init: 
     weight : numpy.ndarray
         ``(out, in)`` float.
     mask : numpy.ndarray
-        Boolean ``(out, in)``, ``True`` = unpruned; only these weights are clustered.
+        Boolean ``(out, in)``, ``True`` = unpruned: exactly these weights are clustered, and none of
+        them may be zero.
     weight_bits : int
         ``b`` in 1..8: ``2**b`` codebook slots, ``2**b - 1`` clusters.
     init, seed
@@ -182,12 +190,22 @@ def share_weights(weight: np.ndarray, mask: np.ndarray, weight_bits: int, init: 
     Returns
     -------
     (numpy.ndarray, numpy.ndarray)
-        ``index`` ``uint8`` ``(out, in)`` and ``centroids`` ``float64`` ``(2**b,)``.
+        ``index`` ``uint8`` ``(out, in)``, non-zero exactly inside ``mask``, and ``centroids``
+        ``float64`` ``(2**b,)``.
+
+    Raises
+    ------
+    CompressError
+        ``weight_bits`` out of range, or ``mask`` keeps an exact zero.
     """
     if not isinstance(weight_bits, int) or not 1 <= weight_bits <= 8:
         raise CompressError(f"weight_bits must be an integer in 1..8, not {weight_bits!r}")
     weight = np.asarray(weight, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
+    zeros = int(np.count_nonzero(weight[mask] == 0))
+    if zeros:
+        raise CompressError(f"the mask keeps {zeros} weights that are exactly zero, and clustering them would "
+                            f"encode a pruned weight as non-zero; leave exact zeros out of the mask")
     index = np.zeros(weight.shape, dtype=np.uint8)
     codebook = np.zeros(2 ** weight_bits, dtype=np.float64)
     if not mask.any():
@@ -213,7 +231,7 @@ def quantize_layers(model: nn.Module, masks: Sequence[np.ndarray], relus: Sequen
     model : torch.nn.Module
         Chain of Linear layers (:func:`compress.train.linear_layers` order).
     masks : sequence of numpy.ndarray
-        Boolean keep-mask per layer.
+        Boolean keep-mask per layer, holding no exact zero (see :func:`share_weights`).
     relus, names : sequence
         Per layer, copied into the :class:`SharedLayer`.
     weight_bits, init, seed
@@ -285,6 +303,41 @@ class _SharedWeight(torch.autograd.Function):
         return centroid_gradients(grad, index, ctx.size), None
 
 
+class CodebookWeight(nn.Module):
+    """``torch.nn.utils.parametrize`` parametrization of a weight as ``codebook[index]``.
+
+    Registered with ``unsafe=True`` on a layer's ``weight``, it turns the weight parameter into the
+    codebook: :meth:`right_inverse` fits the codebook to the weight, so a weight that already equals
+    ``centroids[index]`` gives back exactly those centroids. The backward pass is
+    :func:`centroid_gradients` (slot 0 gets no gradient).
+
+    Parameters
+    ----------
+    index : numpy.ndarray
+        Integer ``(out, in)`` codebook indices, 0 where pruned.
+    n_slots : int
+        Codebook size, ``2**b``.
+    """
+
+    def __init__(self, index: np.ndarray, n_slots: int):
+        super().__init__()
+        self.n_slots = n_slots
+        self.register_buffer("index", torch.as_tensor(np.asarray(index, dtype=np.int64)))
+
+    def forward(self, codebook: torch.Tensor) -> torch.Tensor:
+        return _SharedWeight.apply(codebook, self.index)
+
+    def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
+        """The least-squares codebook of ``weight``: the mean of each slot's weights (slot 0, unused: 0)."""
+        flat = self.index.reshape(-1)
+        sums = torch.zeros(self.n_slots, dtype=torch.float64).index_add_(
+            0, flat, weight.detach().reshape(-1).to(torch.float64))
+        counts = torch.bincount(flat, minlength=self.n_slots)
+        codebook = torch.where(counts > 0, sums / counts.clamp(min=1), 0.0)
+        codebook[0] = 0.0
+        return codebook.to(weight.dtype)
+
+
 class SharedLinear(nn.Module):
     """A fully-connected layer whose weights are codebook entries, ``W = codebook[index]``.
 
@@ -306,9 +359,26 @@ class SharedLinear(nn.Module):
         return F.linear(x, self.weight, self.bias)
 
 
+def with_codebook(layer: SharedLayer, codebook: np.ndarray, bias: np.ndarray) -> SharedLayer:
+    """``layer`` with a trained codebook and bias and the same indices.
+
+    The used slots get the trained values rounded to float32, an exact zero nudged off zero with the
+    sign of the slot's previous centroid (see the module docstring); slot 0 and unused slots are
+    ``0.0``.
+    """
+    used = np.unique(layer.index[layer.index > 0])
+    centroids = np.zeros(layer.centroids.size)
+    centroids[used] = _nonzero_centroids(np.asarray(codebook, dtype=np.float64)[used], layer.centroids[used])
+    return SharedLayer(index=layer.index.copy(), centroids=centroids, bias=np.asarray(bias, dtype=np.float64),
+                       relu=layer.relu, name=layer.name)
+
+
 def finetune_centroids(layers: Sequence[SharedLayer], data: Dataset, epochs: int, lr: float,
                        seed: int = 0) -> list[SharedLayer]:
     """Train the shared centroids (and biases) of a weight-shared network.
+
+    :func:`shared_module` under a :class:`~compress.sparsifier.WeightSharer` started from ``layers``,
+    trained by :func:`compress.train.train_epochs`.
 
     Parameters
     ----------
@@ -326,21 +396,12 @@ def finetune_centroids(layers: Sequence[SharedLayer], data: Dataset, epochs: int
         New layers with the same ``index`` and trained ``centroids`` and ``bias``; pruned weights
         and slot 0 stay exactly zero.
     """
+    from eie.compress.sparsifier import WeightSharer  # built on this module, hence imported here
+
     if epochs == 0:
         return list(layers)
-    mods = [SharedLinear(layer) for layer in layers]
-    model = nn.Sequential(*[m for lin, layer in zip(mods, layers, strict=True)
-                            for m in ((lin, nn.ReLU()) if layer.relu else (lin,))])
+    model = shared_module(layers)
+    sharer = WeightSharer()
+    sharer.prepare(model, shared=layers)
     train_epochs(model, data, epochs, lr, seed=seed)
-    tuned = []
-    for layer, lin in zip(layers, mods, strict=True):
-        trained = lin.codebook.detach().to(torch.float64).numpy()
-        used = np.unique(layer.index[layer.index > 0])
-        sums = np.bincount(layer.index.reshape(-1), weights=layer.weight.reshape(-1),
-                           minlength=layer.centroids.size)
-        centroids = np.zeros(layer.centroids.size)
-        centroids[used] = _nonzero_centroids(trained[used], sums[used])
-        tuned.append(SharedLayer(index=layer.index.copy(), centroids=centroids,
-                                 bias=lin.bias.detach().to(torch.float64).numpy().copy(), relu=layer.relu,
-                                 name=layer.name))
-    return tuned
+    return sharer.finalize(relus=[layer.relu for layer in layers], names=[layer.name for layer in layers])

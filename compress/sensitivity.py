@@ -11,6 +11,10 @@ their sensitivity (every layer gets the same worst-case drop).
 
 The pipeline evaluates on the training set so that the test set, on which the results are reported,
 plays no part in choosing the densities.
+
+A model that is already pruned keeps its pruning (see :func:`compress.prune.live_masks`): densities
+are fractions of the whole layer, and a grid density above a layer's live density keeps exactly its
+live weights, so it costs no accuracy.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
 from torch import nn
 
 from eie.compress.prune import prune_once
@@ -39,7 +44,7 @@ class SensitivityResult:
     grid : tuple of float
         Densities tried, ascending.
     baseline : float
-        Accuracy (%) of the unpruned network.
+        Accuracy (%) of the unpruned network (the model's live weights).
     accuracies : list of list of float
         ``accuracies[l][g]``: accuracy with layer ``l`` alone pruned to ``grid[g]``.
     sizes : list of int
@@ -78,7 +83,8 @@ class SensitivityResult:
 
 def sensitivity_analysis(model: nn.Module, data: Dataset, *, budget: float,
                          grid: Sequence[float] = DEFAULT_GRID, granularity: str = "fine",
-                         block_size: int = 4, balance_pes: int | None = None) -> SensitivityResult:
+                         block_size: int = 4, balance_pes: int | None = None,
+                         alive: Sequence[np.ndarray | None] | None = None) -> SensitivityResult:
     """Prune each layer alone over ``grid`` and pick its smallest density within ``budget``.
 
     Parameters
@@ -92,7 +98,7 @@ def sensitivity_analysis(model: nn.Module, data: Dataset, *, budget: float,
         Largest accuracy drop (points, on the 0..100 scale) a layer may cause.
     grid : sequence of float
         Candidate densities in (0, 1]; 1.0 (no pruning) is always a candidate.
-    granularity, block_size, balance_pes
+    granularity, block_size, balance_pes, alive
         As for :func:`compress.prune.prune_once`.
 
     Returns
@@ -103,7 +109,8 @@ def sensitivity_analysis(model: nn.Module, data: Dataset, *, budget: float,
         raise CompressError(f"the accuracy budget must be non-negative, not {budget}")
     grid = tuple(sorted(set(grid) | {1.0}))
     n_layers = len(linear_layers(model))
-    baseline = evaluate(model, data, "train")
+    # The unpruned network is the model restricted to its live weights.
+    baseline = evaluate(prune_once(model, [1.0] * n_layers, alive=alive).model, data, "train")
     table = []
     for l in range(n_layers):
         row = []
@@ -111,7 +118,7 @@ def sensitivity_analysis(model: nn.Module, data: Dataset, *, budget: float,
             densities = [1.0] * n_layers
             densities[l] = density
             pruned = prune_once(model, densities, granularity=granularity, block_size=block_size,
-                                balance_pes=balance_pes).model
+                                balance_pes=balance_pes, alive=alive).model
             row.append(evaluate(pruned, data, "train"))
         table.append(row)
     result = SensitivityResult(grid=grid, baseline=baseline, accuracies=table,

@@ -1,7 +1,9 @@
 """The ``eie`` console command: compress, golden, rtl, sim, verify, synth and the digits flow.
 
-Every failure a user can cause ends in one line ``Error: ...`` and exit status 1; outputs are
-written atomically (a failed command leaves no half-written file or directory).
+Every failure a user can cause ends in one line ``Error: ...`` and exit status 1, before anything
+is written; outputs are written atomically with the usual file permissions. Commands that print
+tables take ``--json`` and then print the same figures as one JSON document on standard output
+(progress and warnings go to standard error).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from eie.spec.config import ConfigError, EIEConfig
+from eie.spec.config import EIEConfig
+from eie.spec.errors import EIEError
 
 __all__ = ["main"]
 
@@ -44,6 +47,11 @@ def hw_options(func):
                         help="Hardware configuration JSON (EIEConfig fields); options override it.")(func)
 
 
+def json_option(func):
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print the figures as JSON on standard output instead of tables.")(func)
+
+
 def config_from_options(kw: dict, base: EIEConfig | None = None) -> EIEConfig:
     """Pop the hardware options out of ``kw`` and build the configuration."""
     config_file = kw.pop("config_file", None)
@@ -55,153 +63,174 @@ def config_from_options(kw: dict, base: EIEConfig | None = None) -> EIEConfig:
     return base.replace(**changes) if changes else base
 
 
-def _user_errors():
-    from eie.spec.errors import CompressError
-    from eie.spec.image import ImageError
-    return (CompressError, ConfigError, ImageError, FileExistsError, FileNotFoundError)
-
-
 def friendly(func):
     """Turn the errors a user can cause into one-line click errors (exit status 1)."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except _user_errors() as e:
+        except (EIEError, FileExistsError, FileNotFoundError) as e:
             raise click.ClickException(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
-        except ValueError as e:  # input arrays of the wrong shape, type or range
-            raise click.ClickException(str(e).splitlines()[0]) from None
     return wrapper
 
 
+def _consoles(as_json: bool):
+    """``(out, log)``: tables go to ``out``; with ``--json`` everything but the JSON goes to stderr."""
+    from eie.report import make_console
+    err = make_console(sys.stderr)
+    return (err if as_json else make_console()), err
+
+
 def load_array(path, what: str) -> np.ndarray:
-    """``np.load`` with one-line errors; never unpickles."""
-    try:
-        a = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise click.ClickException(f"{what} file {path} does not exist") from None
-    except (ValueError, OSError) as e:
-        raise click.ClickException(f"{what} file {path} is not a NumPy .npy array: {e}") from None
-    if not isinstance(a, np.ndarray):
-        raise click.ClickException(f"{what} file {path} must be a single .npy array, not an archive")
-    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-        raise click.ClickException(f"{what} file {path} contains NaN or infinite values")
-    return a
+    """One array from ``.npy``, ``.npz`` (a single array, or ``x``) or ``.pt``; never unpickles code."""
+    from eie.compress.data import load_arrays
+    arrays = load_arrays(str(path), what)
+    if set(arrays) != {"x"}:
+        raise click.ClickException(f"{what} file {path} must hold one array, not {', '.join(sorted(arrays))}")
+    return arrays["x"]
 
 
 def save_array_atomic(path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` via a temporary file in the same directory."""
+    """Write ``array`` to ``path`` via a temporary file in the same directory (mode 0666 & ~umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, array)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _prepare_input(images, x: np.ndarray, raw: bool) -> np.ndarray:
-    from eie.spec.numerics import quantize_input
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2 or x.shape[1] != images.n_in:
-        raise click.ClickException(f"input has shape {x.shape} but the network takes (batch, "
-                                   f"{images.n_in})")
-    if raw:
-        if x.dtype.kind not in "iu":
-            raise click.ClickException(f"--raw expects integer activations, not {x.dtype}; drop --raw "
-                                       f"to pass float inputs")
-        return x.astype(np.int64)
-    return quantize_input(x, images.input_frac_bits, images.config.act_bits)
-
-
-def _output(images, y: np.ndarray, raw: bool) -> np.ndarray:
+def _outputs(images, y: np.ndarray, raw: bool) -> np.ndarray:
     from eie.spec.numerics import dequantize_output
     return y.astype(np.int16 if images.config.act_bits <= 16 else np.int32) if raw else \
         dequantize_output(y, images.output_frac_bits)
+
+
+def _inputs(images, input_file, raw: bool, log):
+    from eie.inputs import prepare_inputs
+    prepared = prepare_inputs(images, load_array(input_file, "input"), raw=raw)
+    warning = prepared.warning(images)
+    if warning:
+        log.print(f"[yellow]{warning}[/yellow]")
+    return prepared
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """Generator of EIE-style sparse, compressed neural-network accelerators.
 
-    Typical flow: eie compress MODEL.pt --out IMG --pes 4, then eie golden / eie sim / eie verify
-    on IMG, eie rtl for the Verilog and eie synth for an FPGA build.
+    Typical flow: eie compress MODEL.pt --data DATA.npz --out IMG --pes 4, then eie golden / eie sim
+    / eie verify on IMG, eie rtl for the Verilog and eie synth for an FPGA build.
     """
 
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Image directory to write.")
-@click.option("--data", "data_file", type=click.Path(dir_okay=False),
-              help="Training/calibration data .npz with x_train, y_train, x_test, y_test "
-                   "(default: the bundled digits set, for 64-input models).")
-@click.option("--density", "densities", type=str, default=None,
-              help="Per-layer densities, comma separated (e.g. 0.1,0.1,0.5); default: sensitivity "
-                   "analysis with --budget.")
-@click.option("--budget", type=float, default=None, help="Accuracy budget (points) for sensitivity.")
-@click.option("--granularity", type=click.Choice(["fine", "vector", "block"]), default="fine")
+@click.option("--arch", help="module:Class or FILE.py:Class of the model, for a state_dict file or a model "
+                             "class defined in the script that saved it.")
+@click.option("--data", "data_file",
+              help="Data: .npz/.pt with x_train, y_train, x_test, y_test (or x, y; or x alone), or 'digits' "
+                   "for scikit-learn's bundled digits.")
+@click.option("--calib", "calib_file", type=click.Path(dir_okay=False),
+              help="Calibration inputs (.npy/.npz/.pt, inputs only); enough on their own: the model is then "
+                   "judged by its agreement with the input model.")
+@click.option("--task", type=click.Choice(["classification", "regression", "agreement"]), default=None,
+              help="Override the task inferred from the data (int labels: classification; float targets: "
+                   "regression; none: agreement).")
+@click.option("--density", "densities", default=None,
+              help="Per-layer densities, comma separated (e.g. 0.1,0.1,0.5). Default: the highest compression "
+                   "within --budget.")
+@click.option("--target-density", type=float, default=None,
+              help="Overall fraction of weights to keep, spread over the layers by sensitivity analysis.")
+@click.option("--budget", type=float, default=0.5, show_default=True,
+              help="Points of accuracy (or of the task's score) the golden model may lose against the input model.")
+@click.option("--allow-loss", is_flag=True, help="Keep a compression that loses more than --budget.")
+@click.option("--keep-sparsity/--no-keep-sparsity", default=None,
+              help="Do not prune, only share weights (default when the model is already sparse and no density "
+                   "is given).")
+@click.option("--granularity", type=click.Choice(["fine", "vector", "block"]), default="fine", show_default=True)
 @click.option("--block", type=int, default=None, help="Vector length / block side for coarse pruning.")
 @click.option("--balance/--no-balance", default=False,
               help="ESE load-balance-aware pruning: every PE keeps the same non-zeros per layer.")
 @click.option("--init", "kmeans_init", type=click.Choice(["linear", "density", "random"]), default="linear",
-              help="k-means centroid initialisation.")
+              show_default=True, help="k-means centroid initialisation.")
 @click.option("--dsd/--no-dsd", default=False, help="Dense-sparse-dense training before compression.")
 @click.option("--prune-steps", type=int, default=None, help="Iterative prune/retrain steps.")
 @click.option("--retrain-epochs", type=int, default=None, help="Retraining epochs after each pruning step.")
 @click.option("--finetune-epochs", type=int, default=None, help="Centroid fine-tuning epochs (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@json_option
 @hw_options
 @friendly
-def compress(model, out, data_file, densities, budget, granularity, block, balance, kmeans_init, dsd,
-             prune_steps, retrain_epochs, finetune_epochs, seed, **kw):
-    """Prune, share weights and emit the SRAM images of MODEL (a torch.save'd nn.Module)."""
+def compress(model, out, arch, data_file, calib_file, task, densities, target_density, budget, allow_loss,
+             keep_sparsity, granularity, block, balance, kmeans_init, dsd, prune_steps, retrain_epochs,
+             finetune_epochs, seed, as_json, **kw):
+    """Prune, share weights and emit the SRAM images of MODEL (a saved nn.Module, a state_dict with
+    --arch, or TorchScript), with a report.json beside them."""
     from eie import flow
+    from eie.compress.pipeline import make_options, rich_progress
+    from eie.report import print_compress_report, to_json
+    out_console, log = _consoles(as_json)
     config = config_from_options(kw)
-    options = flow.make_options(config, densities=densities, budget=budget, granularity=granularity,
-                                block=block, balance=balance, kmeans_init=kmeans_init, dsd=dsd,
-                                seed=seed, prune_steps=prune_steps, retrain_epochs=retrain_epochs,
-                                finetune_epochs=finetune_epochs)
-    model_obj = flow.load_user_model(model)
-    data = flow.load_data(data_file, model_obj)
-    report = flow.compress_to_images(model_obj, data, options, config, out)
-    flow.print_report(report)
+    options = make_options(config, densities=densities, target_density=target_density, granularity=granularity,
+                           block=block, balance=balance, kmeans_init=kmeans_init, dsd=dsd, seed=seed,
+                           prune_steps=prune_steps, retrain_epochs=retrain_epochs, finetune_epochs=finetune_epochs)
+    with rich_progress(log) as progress:
+        outcome = flow.compress(model, data_file, calib_file, config=config, options=options, out=out,
+                                budget=budget, allow_loss=allow_loss, keep_sparsity=keep_sparsity, task=task,
+                                arch=arch, log=log.print, progress=progress)
+    if as_json:
+        click.echo(to_json(outcome.report))
+        return
+    print_compress_report(outcome.report, out_console)
+    out_console.print(f"images: {outcome.path} ({config.n_pe} PEs, configuration {config.config_hash()}); "
+                      f"report: {outcome.path / 'report.json'}")
 
 
 @main.command()
 @click.argument("images_dir", type=click.Path(file_okay=False))
 @click.option("--input", "input_file", required=True, type=click.Path(dir_okay=False),
-              help="Inputs .npy (batch, n_in): floats, or raw integers with --raw.")
+              help="Inputs (batch, n_in) .npy/.npz/.pt: floats, or raw integers with --raw.")
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="Outputs .npy.")
-@click.option("--raw", is_flag=True, help="Raw int16 activations in and out instead of floats.")
+@click.option("--raw", is_flag=True, help="Raw integer activations in and out instead of floats.")
 @click.option("--labels", "labels_file", type=click.Path(dir_okay=False),
               help="Labels .npy: print accuracy of the golden model and the float reference.")
+@json_option
 @friendly
-def golden(images_dir, input_file, out_file, raw, labels_file):
+def golden(images_dir, input_file, out_file, raw, labels_file, as_json):
     """Run the bit-exact golden model on IMAGES_DIR."""
-    from eie import flow
+    from eie.inputs import check_labels
+    from eie.report import golden_report, print_golden_report, to_json
     from eie.sim.golden import run_golden
     from eie.spec.image import load_images
+    out_console, log = _consoles(as_json)
     images = load_images(images_dir)
-    x = load_array(input_file, "input")
-    xq = _prepare_input(images, x, raw)
-    labels = load_array(labels_file, "labels") if labels_file else None
-    if labels is not None and labels.shape != (xq.shape[0],):
-        raise click.ClickException(f"labels have shape {labels.shape}, expected ({xq.shape[0]},)")
-    y = run_golden(images, xq)
-    save_array_atomic(out_file, _output(images, y, raw))
-    click.echo(f"golden: {xq.shape[0]} inputs -> {out_file}")
+    x = _inputs(images, input_file, raw, log)
+    labels = None
+    if labels_file:
+        labels = check_labels(load_array(labels_file, "labels"), x.batch, images.n_out)
+    y = run_golden(images, x.x_int)
+    report = golden_report(images, x.x_float, y, labels) if not raw else {"inputs": x.batch}
+    save_array_atomic(out_file, _outputs(images, y, raw))
+    if as_json:
+        click.echo(to_json({**report, "outputs_file": str(out_file)}))
+        return
+    out_console.print(f"golden: {x.batch} inputs -> {out_file}")
     if not raw:
-        flow.print_golden_comparison(images, x, y, labels)
+        print_golden_report(report, out_console)
 
 
 @main.command()
 @click.option("--images", "images_dir", type=click.Path(file_okay=False),
-              help="Initialise the memories from these images (bitstream mode); their configuration "
-                   "is used.")
+              help="Initialise the memories from these images (bitstream mode); their configuration is used.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the Verilog.")
 @click.option("--name", default="eie_top", show_default=True, help="Top module name.")
 @hw_options
@@ -215,31 +244,43 @@ def rtl(images_dir, out, name, **kw):
         images = load_images(images_dir)
         config = config_from_options(kw, base=images.config)
         if config.config_hash() != images.config.config_hash():
-            raise click.ClickException("hardware options contradict the images' configuration; drop "
-                                       "them or re-run eie compress with them")
+            raise click.ClickException("hardware options contradict the images' configuration; drop them or "
+                                       "re-run eie compress with them")
     else:
         config = config_from_options(kw)
     path = flow.write_rtl(config, out, name=name, images=images)
     click.echo(f"wrote {path} ({config.n_pe} PEs, configuration {config.config_hash()})")
 
 
+def _rtl_run(images_dir, input_file, raw, queue_depth, log):
+    from eie import flow
+    from eie.spec.image import load_images
+    images = load_images(images_dir)
+    x = _inputs(images, input_file, raw, log)
+    return images, flow.run_rtl(images, x.x_int, queue_depth=queue_depth)
+
+
 @main.command()
 @click.argument("images_dir", type=click.Path(file_okay=False))
 @click.option("--input", "input_file", required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False))
-@click.option("--raw", is_flag=True, help="Raw int16 activations in and out instead of floats.")
+@click.option("--raw", is_flag=True, help="Raw integer activations in and out instead of floats.")
 @click.option("--queue-depth", type=int, default=None, help="Activation queue depth (timing only).")
+@json_option
 @friendly
-def sim(images_dir, input_file, out_file, raw, queue_depth):
+def sim(images_dir, input_file, out_file, raw, queue_depth, as_json):
     """Run the generated RTL on Verilator (cocotb) and print cycles per input."""
-    from eie import flow
-    from eie.sim.golden import golden_layers
-    from eie.spec.image import load_images
-    images = load_images(images_dir)
-    xq = _prepare_input(images, load_array(input_file, "input"), raw)
-    result = flow.run_rtl(images, xq, queue_depth=queue_depth)
-    save_array_atomic(out_file, _output(images, result.outputs, raw))
-    flow.print_cycles(images, xq, result, golden_layers(images, xq))
+    from eie.report import print_rtl_report, rtl_report, to_json
+    out_console, log = _consoles(as_json)
+    images, run = _rtl_run(images_dir, input_file, raw, queue_depth, log)
+    report = rtl_report(images, run)
+    save_array_atomic(out_file, _outputs(images, run.outputs, raw))
+    if as_json:
+        click.echo(to_json(report))
+    else:
+        print_rtl_report(report, out_console)
+    if not run.bit_exact:
+        sys.exit(1)
 
 
 @main.command()
@@ -247,15 +288,19 @@ def sim(images_dir, input_file, out_file, raw, queue_depth):
 @click.option("--input", "input_file", required=True, type=click.Path(dir_okay=False))
 @click.option("--raw", is_flag=True, help="Inputs are raw integer activations.")
 @click.option("--queue-depth", type=int, default=None, help="Activation queue depth (timing only).")
+@json_option
 @friendly
-def verify(images_dir, input_file, raw, queue_depth):
-    """Run the golden model and the RTL on the same inputs and compare them bit for bit."""
-    from eie import flow
-    from eie.spec.image import load_images
-    images = load_images(images_dir)
-    xq = _prepare_input(images, load_array(input_file, "input"), raw)
-    ok = flow.verify_rtl(images, xq, queue_depth=queue_depth)
-    if not ok:
+def verify(images_dir, input_file, raw, queue_depth, as_json):
+    """Run the golden model and the RTL on the same inputs and compare them bit for bit (exit 1 if not)."""
+    from eie.report import print_rtl_report, rtl_report, to_json
+    out_console, log = _consoles(as_json)
+    images, run = _rtl_run(images_dir, input_file, raw, queue_depth, log)
+    report = rtl_report(images, run)
+    if as_json:
+        click.echo(to_json(report))
+    else:
+        print_rtl_report(report, out_console)
+    if not run.bit_exact:
         sys.exit(1)
 
 
@@ -265,8 +310,18 @@ def verify(images_dir, input_file, raw, queue_depth):
 @friendly
 def synth(out, **kw):
     """Synthesise the PE array for ECP5 with Yosys and print the resources."""
+    from rich.table import Table
+
     from eie import flow
-    flow.run_synth(config_from_options(kw), out)
+    from eie.report import make_console
+    config = config_from_options(kw)
+    cells = flow.run_synth(config, out)
+    table = Table(title=f"ECP5 synthesis, {config.n_pe} PEs")
+    table.add_column("cell")
+    table.add_column("count", justify="right")
+    for k, v in sorted(cells.items()):
+        table.add_row(k, str(v))
+    make_console().print(table)
 
 
 @main.command()
@@ -274,12 +329,44 @@ def synth(out, **kw):
 @click.option("--rtl/--no-rtl", "with_rtl", default=True, help="Also run every test image through the RTL.")
 @click.option("--retrain", is_flag=True, help="Retrain the default model even if a saved one exists.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@json_option
 @hw_options
 @friendly
-def digits(out, with_rtl, retrain, seed, **kw):
+def digits(out, with_rtl, retrain, seed, as_json, **kw):
     """The built-in default flow: train the 64-300-100-10 digits MLP, compress, golden, RTL."""
     from eie import flow
-    flow.digits_flow(Path(out), config_from_options(kw), with_rtl=with_rtl, retrain=retrain, seed=seed)
+    from eie.compress.pipeline import make_options, rich_progress
+    from eie.report import print_compress_report, print_rtl_report, rtl_report, to_json
+    from eie.spec.numerics import dequantize_output
+    out_console, log = _consoles(as_json)
+    config = config_from_options(kw)
+    out = Path(out)
+    model = flow.train_digits_model(out / "model.pt", retrain=retrain, seed=seed, log=log.print)
+    with rich_progress(log) as progress:
+        outcome = flow.compress(model, "digits", config=config, options=make_options(config, seed=seed),
+                                out=out / "images", log=log.print, progress=progress)
+    report = dict(outcome.report)
+    if not as_json:
+        print_compress_report(report, out_console)
+        ratio, loss = report["compression_ratio"], report["loss_points"]
+        out_console.print(f"Deep Compression's LeNet-300-100 targets: compression {ratio:.1f}x (>= 40x: "
+                          f"{'met' if ratio >= 40 else 'NOT met'}), accuracy loss {loss:+.2f} points (<= 0.5: "
+                          f"{'met' if loss <= 0.5 else 'NOT met'})")
+    if with_rtl:
+        log.print(f"RTL: {outcome.test_inputs.shape[0]} test images through the generated Verilog on Verilator "
+                  f"({config.n_pe} PEs) ...")
+        run = flow.run_rtl(outcome.images, outcome.test_inputs)
+        report["rtl"] = rtl_report(outcome.images, run)
+        report["rtl"]["score"] = outcome.prepared.task.score(
+            dequantize_output(run.outputs, outcome.images.output_frac_bits), outcome.prepared.dataset.y_test.numpy())
+        if not as_json:
+            out_console.print(f"RTL accuracy {report['rtl']['score']:.2f} % (golden {outcome.golden_score:.2f} %)")
+            print_rtl_report(report["rtl"], out_console)
+        flow.update_report(outcome.path, report)
+    if as_json:
+        click.echo(to_json(report))
+    if with_rtl and not run.bit_exact:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

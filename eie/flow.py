@@ -1,59 +1,400 @@
-"""End-to-end flows behind the ``eie`` command: model -> images -> golden -> RTL.
+"""End-to-end flows: model → images → golden model → RTL, behind the ``eie`` command and the API.
 
-The CLI parses options and prints; this module does the work, so that the same steps are
-available from Python (and from the tests) without going through click.
+The flows do the work and return results (:class:`CompressOutcome`, :class:`GoldenRun`,
+:class:`RtlRun`); :mod:`eie.report` turns them into tables or JSON. Progress goes to a ``log``
+callback (one line per call), so the same steps run from the CLI, from Python and from tests.
+
+How much to prune (:func:`compress`)
+-------------------------------------
+- ``densities`` (one per layer) or ``target_density`` (a fraction of all weights): as asked.
+- ``keep_sparsity``: nothing is pruned; the model's own sparsity is kept and only the weights are
+  shared. The default when the model is already sparse (``weight_mask`` buffers,
+  parametrizations or exact zeros) and no density is given.
+- Otherwise the **accuracy-driven search**: the highest compression whose golden model — the
+  fixed-point network decoded from its images, exactly what the hardware computes — stays within
+  ``budget`` points of the input model on the test data. The candidates are overall densities
+  (:data:`SEARCH_DENSITIES`, spread over the layers by sensitivity analysis, each pruned and
+  retrained, weight-shared and calibrated); the search bisects them, assuming that more weights
+  never score worse, and records every candidate it tried.
+
+The test split does double duty in the search: it is the data on which the budget is checked, so
+it acts as a validation set. Hold back a separate test set if you need an unbiased figure.
+
+In every mode the final golden score is checked against the budget; a compression that loses
+more raises :class:`BudgetError` with the numbers and writes nothing, unless ``allow_loss``.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import sys
+import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
 
 from eie.spec.config import EIEConfig
+from eie.spec.errors import CompressError, InputError
+from eie.spec.image import Images
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
+__all__ = ["SEARCH_DENSITIES", "DEFAULT_BUDGET", "BudgetError", "Candidate", "CompressOutcome", "compress",
+           "golden_scores", "update_report", "write_rtl", "run_rtl", "RtlRun", "verify_rtl", "run_synth",
+           "train_digits_model"]
 
-__all__ = ["write_rtl", "run_rtl", "verify_rtl", "run_synth", "print_golden_comparison",
-           "print_cycles", "accuracy"]
+#: Overall densities (fractions of all weights) the accuracy-driven search chooses from.
+SEARCH_DENSITIES = (0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2,
+                    0.25, 0.3, 0.4, 0.5, 0.7)
+#: Points of the task's score the final golden model may lose against the input model.
+DEFAULT_BUDGET = 0.5
+
+Log = Callable[[str], None]
 
 
-def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy in percent."""
-    return 100.0 * float(np.mean(np.argmax(scores, axis=1) == labels))
+def _quiet(line: str) -> None:
+    """A log that drops its lines."""
 
 
-# --- golden ----------------------------------------------------------------------------------
+class BudgetError(CompressError):
+    """The compressed model loses more than the budget allows."""
 
-def print_golden_comparison(images, x_float, y_int, labels=None) -> dict:
-    """Print the golden model next to the float reference (from the manifest) on float inputs."""
+
+@dataclass(frozen=True)
+class Candidate:
+    """One compression the search (or a fixed choice) evaluated.
+
+    ``target_density`` is None for keep-sparsity (no pruning) and for explicit per-layer densities.
+    Scores are percent (the task's metric); ``golden`` is the golden model's score on the test data.
+    """
+
+    target_density: float | None
+    densities: tuple[float, ...]
+    compression: float
+    golden: float
+    within_budget: bool
+    fits: bool = True
+
+    def to_dict(self) -> dict:
+        return {"target_density": self.target_density, "densities": list(self.densities),
+                "compression_ratio": round(self.compression, 3), "golden_score": round(self.golden, 4),
+                "within_budget": self.within_budget, "fits": self.fits}
+
+
+@dataclass
+class CompressOutcome:
+    """What :func:`compress` produced.
+
+    Attributes
+    ----------
+    images : Images
+        The verified images, loaded from ``path``.
+    path : pathlib.Path
+    pipeline : PipelineResult
+    prepared : PreparedData
+        The data as used (splits, task, calibration inputs).
+    mode : str
+        ``"search"``, ``"densities"``, ``"target-density"`` or ``"keep-sparsity"``.
+    reason : str
+        Why this compression was chosen, one sentence.
+    candidates : list of Candidate
+        Everything evaluated, in the order tried.
+    budget : float
+    golden_score, reference_score : float
+        Scores (percent) of the golden model and of the float reference rebuilt from the images.
+    test_inputs : numpy.ndarray
+        Integer test inputs.
+    golden_outputs : list of numpy.ndarray
+        Every layer's golden outputs for them.
+    chosen_target_density : float or None
+        The overall density chosen (None: no pruning, or per-layer densities).
+    report : dict
+        The JSON-serialisable report, also written to ``path / "report.json"``.
+    """
+
+    images: Images
+    path: Path
+    pipeline: object
+    prepared: object
+    mode: str
+    reason: str
+    candidates: list[Candidate]
+    budget: float
+    golden_score: float
+    reference_score: float
+    test_inputs: np.ndarray
+    golden_outputs: list
+    chosen_target_density: float | None = None
+    report: dict = field(default_factory=dict)
+
+    @property
+    def loss(self) -> float:
+        """Points the golden model lost against the input model."""
+        return self.pipeline.float_score - self.golden_score
+
+
+# --- compression -------------------------------------------------------------------------------
+
+@dataclass
+class _Built:
+    """One compressed network, calibrated and encoded in memory."""
+
+    pipeline: object
+    net: object
+    reference: dict
+    contents: dict
+    images: Images
+    golden: float
+
+
+def golden_scores(images: Images, prepared) -> tuple[float, float, np.ndarray, list[np.ndarray]]:
+    """Golden and float-reference scores of ``images`` on the test split of ``prepared``.
+
+    Returns ``(golden score, reference score, integer test inputs, every layer's golden outputs)``.
+    """
+    from eie.sim.golden import golden_layers
     from eie.sim.reference import reference_forward_float
-    from eie.spec.numerics import dequantize_output
-    y = dequantize_output(y_int, images.output_frac_bits)
-    ref = reference_forward_float(images, x_float)
-    agree = 100.0 * float(np.mean(np.argmax(y, axis=1) == np.argmax(ref, axis=1)))
-    result = {"argmax_agreement": agree, "max_abs_diff": float(np.abs(y - ref).max())}
-    table = Table(title="golden model (fixed point, from images) vs float reference")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    if labels is not None:
-        result["golden_accuracy"] = accuracy(y, labels)
-        result["float_accuracy"] = accuracy(ref, labels)
-        table.add_row("float reference accuracy", f"{result['float_accuracy']:.2f} %")
-        table.add_row("golden model accuracy", f"{result['golden_accuracy']:.2f} %")
-    table.add_row("argmax agreement", f"{agree:.2f} %")
-    table.add_row("max |golden - float|", f"{result['max_abs_diff']:.4g}")
-    console.print(table)
-    return result
+    from eie.spec.numerics import dequantize_output, quantize_input
+    data = prepared.dataset
+    x = data.x_test.numpy().astype(np.float64)
+    xq = quantize_input(x, images.input_frac_bits, images.config.act_bits)
+    layers = golden_layers(images, xq)
+    golden = data.task.score(dequantize_output(layers[-1], images.output_frac_bits), data.y_test.numpy())
+    reference = data.task.score(reference_forward_float(images, x), data.y_test.numpy())
+    return golden, reference, xq, layers
 
 
-# --- RTL -------------------------------------------------------------------------------------
+def _source(options, spec, prepared) -> dict:
+    return {"seed": options.seed, "granularity": options.granularity, "dsd": options.dsd,
+            "balance_pes": options.balance_pes, "kmeans_init": options.kmeans_init,
+            "model_kind": spec.kind, "flatten": bool(spec.flatten),
+            "input_shape": list(prepared.input_shape), "task": prepared.task.kind}
+
+
+def _pipeline_stats(result) -> dict:
+    return {"metric": None, "float_score": result.float_score, "pruned_score": result.pruned_score,
+            "kmeans_score": result.kmeans_score, "quantized_score": result.quantized_score,
+            "densities": [float(d) for d in result.densities],
+            "storage": [{k: (float(v) if isinstance(v, float) else v) for k, v in row.items()}
+                        for row in result.storage.rows()],
+            "compression_ratio": result.storage.ratio}
+
+
+def _build(spec, prepared, options, config: EIEConfig, sensitivity=None, progress=None) -> _Built:
+    from eie.compress.fixedpoint import calibrate
+    from eie.compress.pipeline import run_pipeline
+    from eie.spec.emit import build_images
+    from eie.spec.image import images_from_bytes
+    result = run_pipeline(spec, prepared.dataset, options, progress, sensitivity=sensitivity)
+    net, reference = calibrate(result.shared_layers, prepared.calibration, config)
+    stats = {**_pipeline_stats(result), "metric": prepared.task.metric}
+    contents = build_images(net, config, source=_source(options, spec, prepared), stats=stats,
+                            reference=reference)
+    images = images_from_bytes(contents, expect_config=config)
+    golden, _, _, _ = golden_scores(images, prepared)
+    return _Built(result, net, reference, contents, images, golden)
+
+
+def _search(spec, prepared, options, config, budget, log: Log, progress):
+    """Bisect :data:`SEARCH_DENSITIES` for the sparsest candidate within the budget.
+
+    Returns ``(chosen build, candidates tried, chosen index, targets)``; index ``len(targets)`` is
+    weight sharing without pruning. Denser candidates that do not fit the SRAMs are skipped: the
+    densest one that fits anchors the bisection. ``chosen`` is the anchor when no candidate meets
+    the budget.
+    """
+    from eie.compress.pipeline import sensitivity_for
+    from eie.spec.errors import FitError
+    live = sum(int(l.mask.sum()) if l.mask is not None else l.weight.size for l in spec.layers)
+    total = sum(l.weight.size for l in spec.layers)
+    targets = [t for t in SEARCH_DENSITIES if t < live / total]
+    log(f"searching the highest compression within {budget:g} points of the input model's "
+        f"{prepared.task.metric} ({len(targets) + 1} candidates, bisected)")
+    sensitivity = sensitivity_for(spec, prepared.dataset, options)
+    candidates: list[Candidate] = []
+    built: dict[int, _Built | None] = {}
+
+    def evaluate(i: int) -> _Built | None:
+        if i in built:
+            return built[i]
+        target = targets[i] if i < len(targets) else None
+        opts = replace(options, target_density=target)
+        try:
+            b = _build(spec, prepared, opts, config, sensitivity if target is not None else None, progress)
+        except FitError as e:
+            candidates.append(Candidate(target, (), 0.0, 0.0, False, fits=False))
+            log(f"  {_describe_target(targets, i)}: does not fit ({e})")
+            built[i] = None
+            return None
+        loss = b.pipeline.float_score - b.golden
+        candidates.append(Candidate(target, tuple(b.pipeline.densities), b.pipeline.storage.ratio, b.golden,
+                                    loss <= budget))
+        log(f"  {_describe_target(targets, i)}: compression {b.pipeline.storage.ratio:.1f}x, golden "
+            f"{prepared.task.metric} {b.golden:.2f} % ({-loss:+.2f} points): "
+            f"{'within' if loss <= budget else 'outside'} the budget")
+        built[i] = b
+        return b
+
+    def ok(i: int) -> bool:
+        b = evaluate(i)
+        return b is not None and b.pipeline.float_score - b.golden <= budget
+
+    anchor = len(targets)
+    if evaluate(anchor) is None:            # bisect for the densest candidate that fits
+        lo, hi = -1, anchor                 # evaluate(lo) fits (or lo == -1), evaluate(hi) does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if evaluate(mid) is not None else (lo, mid)
+        if lo < 0:
+            raise FitError(f"the model does not fit the configured SRAMs even at {targets[0]:.1%} of its "
+                           f"weights; add PEs or raise the memory depths")
+        anchor = lo
+    if not ok(anchor):
+        return built[anchor], candidates, anchor, targets
+    lo, hi = -1, anchor                     # ok(hi); everything at or below lo fails
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+    return built[hi], candidates, hi, targets
+
+
+def _describe_target(targets, i) -> str:
+    return f"{targets[i]:.1%} of the weights" if i < len(targets) else "no pruning (weight sharing only)"
+
+
+def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, out=None,
+             budget: float = DEFAULT_BUDGET, allow_loss: bool = False, keep_sparsity: bool | None = None,
+             task: str | None = None, arch: str | None = None, log: Log = _quiet,
+             progress=None) -> CompressOutcome:
+    """Compress ``model`` for ``config`` and write its images (see the module docstring).
+
+    Parameters
+    ----------
+    model : torch.nn.Module, path-like or ModelSpec
+        A model, a saved model file (whole module, state dict with ``arch``, or TorchScript), or
+        an already read model.
+    data, calib
+        See :func:`eie.compress.data.prepare_data`.
+    config : EIEConfig
+    options : CompressOptions, optional
+        Pruning, sharing and training options; its ``densities`` / ``target_density`` choose
+        the mode. ``weight_bits`` and ``index_bits`` follow ``config``.
+    out : path-like, optional
+        Image directory to write; default a new temporary directory.
+    budget : float
+        Points of the task's score the golden model may lose against the input model.
+    allow_loss : bool
+        Keep a compression that loses more than ``budget`` instead of raising.
+    keep_sparsity : bool, optional
+        Do not prune, only share weights. Default: when the model is already sparse and no
+        density is given.
+    task : str, optional
+        Overrides the task inferred from the data (see :mod:`eie.compress.task`).
+    arch : str, optional
+        ``module:Class`` or ``FILE.py:Class`` for state dicts and classes defined in ``__main__``.
+    log : callable
+        Receives one line of progress at a time.
+    progress : callable, optional
+        Pipeline progress callback (:func:`eie.compress.pipeline.rich_progress`).
+
+    Returns
+    -------
+    CompressOutcome
+
+    Raises
+    ------
+    EIEError
+        Bad model, data, options or configuration (one line), :class:`BudgetError` when the
+        result loses more than ``budget`` (nothing is written).
+    """
+    from eie.compress.data import prepare_data
+    from eie.compress.model_io import ModelSpec, load_model, read_model, specs_to_module
+    from eie.compress.pipeline import CompressOptions
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not budget >= 0:
+        raise InputError(f"budget must be a non-negative number of points, not {budget!r}")
+    options = options or CompressOptions()
+    options = replace(options, weight_bits=config.weight_bits, index_bits=config.index_bits)
+    if isinstance(model, str | os.PathLike):
+        model = load_model(model, arch=arch)
+    spec = model if isinstance(model, ModelSpec) else read_model(model)
+    for note in spec.notes:
+        log(f"model: {note}")
+    prepared = prepare_data(data, calib, teacher=specs_to_module(spec.layers), n_in=spec.n_in, n_out=spec.n_out,
+                            flatten=spec.flatten, task=task, seed=options.seed)
+    log(f"data: {prepared.description}")
+    if keep_sparsity and options.prunes:
+        raise CompressError("--keep-sparsity keeps the model's sparsity as it is; drop --density (or use "
+                            "--no-keep-sparsity to prune further)")
+    if keep_sparsity is None:
+        keep_sparsity = spec.is_sparse and not options.prunes
+        if keep_sparsity:
+            live = sum(int(l.mask.sum()) for l in spec.layers if l.mask is not None)
+            log(f"model: already sparse ({_density_note(spec)}, {live} live weights); keeping its sparsity and "
+                f"sharing weights only (--no-keep-sparsity to prune further, --density to choose)")
+    candidates: list[Candidate] = []
+    chosen_target = options.target_density
+    if options.prunes or keep_sparsity:
+        mode = "keep-sparsity" if keep_sparsity else ("densities" if options.densities else "target-density")
+        chosen = _build(spec, prepared, options, config, progress=progress)
+        base = chosen.pipeline.float_score
+        candidates.append(Candidate(options.target_density, tuple(chosen.pipeline.densities),
+                                    chosen.pipeline.storage.ratio, chosen.golden, base - chosen.golden <= budget))
+        if mode == "keep-sparsity":
+            reason = "the model's own sparsity, weights shared"
+        elif mode == "densities":
+            reason = "per-layer densities as given"
+        else:
+            reason = f"{options.target_density:.2%} of the weights as given, spread by sensitivity"
+    else:
+        mode = "search"
+        chosen, candidates, index, targets = _search(spec, prepared, options, config, budget, log, progress)
+        chosen_target = targets[index] if index < len(targets) else None
+        base = chosen.pipeline.float_score
+        if base - chosen.golden <= budget:
+            reason = (f"the sparsest candidate whose golden {prepared.task.metric} stays within {budget:g} points "
+                      f"of the input model ({_describe_target(targets, index)})")
+        else:
+            reason = f"no candidate stays within the budget; the densest that fits ({_describe_target(targets, index)})"
+    loss = base - chosen.golden
+    if loss > budget and not allow_loss:
+        raise BudgetError(f"the compressed model's golden {prepared.task.metric} is {chosen.golden:.2f} % against "
+                          f"{base:.2f} % for the input model, {loss:.2f} points lost, more than the budget of "
+                          f"{budget:g}; nothing was written (raise --budget, give --density, or --allow-loss to "
+                          f"keep it)")
+    golden, reference, xq, layers = golden_scores(chosen.images, prepared)
+    outcome = CompressOutcome(images=chosen.images, path=Path(), pipeline=chosen.pipeline, prepared=prepared,
+                              mode=mode, reason=reason, candidates=candidates, budget=budget, golden_score=golden,
+                              reference_score=reference, test_inputs=xq, golden_outputs=layers,
+                              chosen_target_density=chosen_target)
+    from eie.report import compress_report
+    outcome.report = compress_report(outcome, config)
+    from eie.spec.emit import write_image_files
+    from eie.spec.image import load_images
+    target = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="eie-images-")) / "images"
+    extra = {"report.json": (json.dumps(outcome.report, indent=2, sort_keys=True) + "\n").encode()}
+    outcome.path = write_image_files(chosen.contents, config, target, extra=extra)
+    outcome.images = load_images(outcome.path, expect_config=config)
+    return outcome
+
+
+def _density_note(spec) -> str:
+    parts = [f"{l.name} {float(l.mask.mean()):.1%}" if l.mask is not None else f"{l.name} dense"
+             for l in spec.layers]
+    return "densities " + ", ".join(parts)
+
+
+def update_report(images_dir, report: dict) -> None:
+    """Replace ``report.json`` in an image directory atomically (e.g. after an RTL run)."""
+    path = Path(images_dir) / "report.json"
+    fd, tmp = tempfile.mkstemp(prefix=".report.", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+# --- RTL ---------------------------------------------------------------------------------------
 
 def _atomic_dir(out: Path):
     out = Path(out)
@@ -65,9 +406,6 @@ def _atomic_dir(out: Path):
 
 def write_rtl(config: EIEConfig, out, *, name="eie_top", images=None) -> Path:
     """Write ``<name>.v`` and ``config.json`` to ``out`` atomically; returns the Verilog path."""
-    import json
-    import shutil
-
     from eie.hw.generate import generate_verilog
     out = Path(out)
     tmp = _atomic_dir(out)
@@ -84,282 +422,66 @@ def write_rtl(config: EIEConfig, out, *, name="eie_top", images=None) -> Path:
     return out / f"{name}.v"
 
 
-def run_rtl(images, x_int, *, queue_depth=None):
-    """Run integer inputs through the generated RTL on Verilator; returns tb.sim_run's result."""
+@dataclass(frozen=True)
+class RtlRun:
+    """Golden model and RTL on the same inputs.
+
+    ``golden`` holds every layer's golden outputs; ``outputs`` the RTL's last-layer outputs;
+    ``sim`` the testbench's :class:`~eie.tb.sim_run.SimResult` (cycles per input and layer).
+    """
+
+    inputs: np.ndarray
+    golden: list
+    outputs: np.ndarray
+    sim: object
+
+    @property
+    def mismatches(self) -> np.ndarray:
+        """``(input, output row)`` of every output that differs from the golden model."""
+        return np.argwhere(self.outputs != self.golden[-1])
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.mismatches.size == 0
+
+
+def run_rtl(images: Images, x_int: np.ndarray, *, queue_depth=None) -> RtlRun:
+    """Run integer inputs through the golden model and the generated RTL on Verilator."""
+    from eie.sim.golden import golden_layers
     from eie.tb.sim_run import simulate
     config = images.config if queue_depth is None else images.config.replace(queue_depth=queue_depth)
-    return simulate(images, x_int, config=config)
-
-
-def print_cycles(images, x_int, result, golden) -> None:
-    """Cycles per input and per layer next to the ideal (see :mod:`sim.cycles`).
-
-    ``golden`` is :func:`sim.golden.golden_layers` of ``x_int``: every layer's outputs, from
-    which each layer's non-zero inputs and work follow.
-    """
-    from eie.sim.cycles import layer_work
-    layer_inputs = [np.asarray(x_int)] + list(golden[:-1])
-    cyc = np.asarray(result.cycles)
-    out = np.asarray(result.report.get("output_phase", [0]))
-    console.print(f"RTL: {cyc.size} inputs, cycles per input: mean {cyc.mean():.1f}, min {cyc.min()}, "
-                  f"max {cyc.max()} (of which streaming the {images.n_out} outputs: {out.mean():.1f})")
-    per_layer = np.asarray(result.layer_cycles)            # (batch, n_layers)
-    table = Table(title="cycles per layer (mean over inputs); ideal = max(busiest PE's MACs, non-zero inputs)")
-    for col in ("layer", "shape", "cycles", "busiest PE MACs", "non-zero inputs", "ideal/cycles",
-                "load efficiency"):
-        table.add_column(col, justify="right")
-    for l, info in enumerate(images.layers):
-        w = layer_work(images, l, layer_inputs[l])
-        c = float(per_layer[:, l].mean())
-        table.add_row(str(l), f"{info.n_in}x{info.n_out}", f"{c:.1f}", f"{w.busiest:.1f}",
-                      f"{w.nonzero_inputs:.1f}", f"{w.ideal / c:.2f}", f"{w.total / images.config.n_pe / c:.2f}")
-    console.print(table)
-
-
-def verify_rtl(images, x_int, *, queue_depth=None) -> bool:
-    """Golden model and RTL on the same inputs; prints the first mismatch. True when identical."""
-    from eie.sim.golden import golden_layers
     golden = golden_layers(images, x_int)
-    expected = golden[-1]
-    result = run_rtl(images, x_int, queue_depth=queue_depth)
-    got = np.asarray(result.outputs)
-    bad = np.argwhere(got != expected)
-    if bad.size:
-        b, row = bad[0]
-        console.print(f"[red]MISMATCH[/red]: {len(bad)} of {expected.size} outputs differ; first at input "
-                      f"{b}, output row {row} (PE {row % images.config.n_pe}): golden {expected[b, row]}, "
-                      f"RTL {got[b, row]}")
-        return False
-    console.print(f"[green]bit-exact[/green]: {expected.shape[0]} inputs x {expected.shape[1]} outputs, "
-                  f"RTL == golden model")
-    print_cycles(images, x_int, result, golden)
-    return True
+    sim = simulate(images, x_int, config=config)
+    return RtlRun(np.asarray(x_int), golden, np.asarray(sim.outputs), sim)
+
+
+def verify_rtl(images: Images, x_int: np.ndarray, *, queue_depth=None) -> RtlRun:
+    """:func:`run_rtl`; check :attr:`RtlRun.bit_exact`."""
+    return run_rtl(images, x_int, queue_depth=queue_depth)
 
 
 def run_synth(config: EIEConfig, out) -> dict:
-    """Yosys synthesis for ECP5; prints and returns the cell counts."""
+    """Yosys synthesis for ECP5; returns the cell counts (Yosys bookkeeping cells left out)."""
     from eie.hw.synth import synth_ecp5
-    cells = synth_ecp5(config, out)
-    table = Table(title=f"ECP5 synthesis, {config.n_pe} PEs")
-    table.add_column("cell")
-    table.add_column("count", justify="right")
-    for k, v in sorted(cells.items()):
-        if not k.startswith("$"):          # Yosys bookkeeping ($scopeinfo), not logic
-            table.add_row(k, str(v))
-    console.print(table)
-    return cells
+    return {k: v for k, v in synth_ecp5(config, out).items() if not k.startswith("$")}
 
 
-# --- compression -----------------------------------------------------------------------------
+# --- the built-in default model ----------------------------------------------------------------
 
-def load_user_model(path):
-    """Load a ``torch.save``d module and check that it is a supported Linear/ReLU chain."""
-    from eie.compress.model_io import extract_layers, load_model
-    model = load_model(path)
-    extract_layers(model)
-    return model
-
-
-def load_data(data_file, model):
-    """Training/test data from an ``.npz`` (x_train, y_train, x_test, y_test), or the bundled
-    digits set for 64-input models."""
+def train_digits_model(path: Path, *, retrain: bool, seed: int, log: Log = _quiet):
+    """The default digits MLP: loaded from ``path`` if it exists (and not ``retrain``), else trained
+    on the bundled digits and saved there atomically."""
     import torch
 
-    from eie.compress.digits import load_digits_split
-    from eie.compress.model_io import extract_layers
-    from eie.compress.train import Dataset, check_dataset
-    from eie.spec.errors import CompressError
-    specs = extract_layers(model)
-    n_in, n_out = specs[0].n_in, specs[-1].n_out
-    if data_file is None:
-        if n_in != 64:
-            raise CompressError(f"the model takes {n_in} inputs, so the bundled digits data (64 inputs) "
-                                f"cannot train it; pass --data FILE.npz with x_train, y_train, x_test, y_test")
-        data = load_digits_split(0)
-    else:
-        try:
-            with np.load(data_file, allow_pickle=False) as z:
-                missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
-                if missing:
-                    raise CompressError(f"{data_file} lacks {', '.join(missing)}; it needs x_train, "
-                                        f"y_train, x_test, y_test")
-                data = Dataset(torch.as_tensor(z["x_train"], dtype=torch.float32),
-                               torch.as_tensor(z["y_train"]).long(),
-                               torch.as_tensor(z["x_test"], dtype=torch.float32),
-                               torch.as_tensor(z["y_test"]).long())
-        except FileNotFoundError:
-            raise CompressError(f"data file {data_file} does not exist") from None
-        except (OSError, ValueError) as e:
-            raise CompressError(f"data file {data_file} is not a NumPy .npz archive ({e})") from None
-    check_dataset(data, n_in, n_out)
-    return data
-
-
-def golden_accuracy(images, data) -> tuple[float, np.ndarray, list[np.ndarray]]:
-    """Accuracy of the golden model on the test set, the integer test inputs and every layer's
-    golden outputs for them (:func:`sim.golden.golden_layers`)."""
-    from eie.sim.golden import golden_layers
-    from eie.spec.numerics import quantize_input
-    xq = quantize_input(data.x_test.numpy(), images.input_frac_bits, images.config.act_bits)
-    layers = golden_layers(images, xq)
-    return accuracy(layers[-1], data.y_test.numpy()), xq, layers
-
-
-def make_options(config: EIEConfig, *, densities=None, budget=None, granularity="fine", block=None,
-                 balance=False, kmeans_init="linear", dsd=False, seed=0, prune_steps=None,
-                 retrain_epochs=None, finetune_epochs=None):
-    """:class:`~compress.pipeline.CompressOptions` consistent with the hardware configuration."""
-    from eie.compress.pipeline import CompressOptions
-    from eie.spec.errors import CompressError
-    kw = {}
-    if densities is not None:
-        try:
-            kw["densities"] = tuple(float(d) for d in densities.split(","))
-        except ValueError:
-            raise CompressError(f"--density takes comma-separated fractions such as 0.1,0.05,0.5, not "
-                                f"{densities!r}") from None
-    for name, value in (("block_size", block), ("prune_steps", prune_steps),
-                        ("retrain_epochs", retrain_epochs), ("finetune_epochs", finetune_epochs)):
-        if value is not None:
-            kw[name] = value
-    return CompressOptions(weight_bits=config.weight_bits, index_bits=config.index_bits,
-                           accuracy_budget=budget, granularity=granularity,
-                           balance_pes=config.n_pe if balance else None, kmeans_init=kmeans_init,
-                           dsd=dsd, seed=seed, **kw)
-
-
-@dataclass
-class CompressReport:
-    """What one compression produced, for printing and for the manifest's ``stats``."""
-
-    images_dir: Path
-    pipeline: object
-    images: object
-    golden_accuracy: float
-    reference_accuracy: float
-    test_inputs: np.ndarray | None = None          # integer test inputs
-    golden_outputs: list | None = None             # every layer's golden outputs for them
-
-    def stats(self) -> dict:
-        r = self.pipeline
-        return {"float_accuracy": r.float_accuracy, "pruned_accuracy": r.pruned_accuracy,
-                "kmeans_accuracy": r.kmeans_accuracy, "quantized_accuracy": r.quantized_accuracy,
-                "densities": [float(d) for d in r.densities],
-                "storage": [{k: (float(v) if isinstance(v, float) else v) for k, v in row.items()}
-                            for row in r.storage.rows()],
-                "compression_ratio": r.storage.ratio}
-
-
-def compress_to_images(model, data, options, config: EIEConfig, out, *, progress=True) -> CompressReport:
-    """Run the Deep Compression pipeline, calibrate fixed point, write and check the images."""
-    from eie.compress.fixedpoint import calibrate
-    from eie.compress.pipeline import rich_progress, run_pipeline
-    from eie.sim.reference import reference_forward_float
-    from eie.spec.emit import write_images
-    from eie.spec.image import load_images
-    if progress:
-        with rich_progress(console) as bar:
-            result = run_pipeline(model, data, options, progress=bar)
-    else:
-        result = run_pipeline(model, data, options)
-    net, reference = calibrate(result.shared_layers, data.x_train.numpy(), config)
-    stats_only = CompressReport(Path(out), result, None, 0.0, 0.0).stats()
-    source = {"seed": options.seed, "granularity": options.granularity, "dsd": options.dsd,
-              "balance_pes": options.balance_pes, "kmeans_init": options.kmeans_init}
-    out = write_images(net, config, out, source=source, stats=stats_only, reference=reference)
-    images = load_images(out, expect_config=config)
-    golden_acc, xq, golden = golden_accuracy(images, data)
-    ref_acc = accuracy(reference_forward_float(images, data.x_test.numpy()), data.y_test.numpy())
-    return CompressReport(out, result, images, golden_acc, ref_acc, xq, golden)
-
-
-def print_report(report: CompressReport) -> None:
-    """Accuracy per stage, density per layer and storage per stage, as tables."""
-    r = report.pipeline
-    acc = Table(title="test accuracy")
-    acc.add_column("model")
-    acc.add_column("accuracy", justify="right")
-    acc.add_column("vs float", justify="right")
-    for name, value in (("float (input model)", r.float_accuracy),
-                        ("pruned + retrained", r.pruned_accuracy),
-                        ("weight-shared (k-means)", r.kmeans_accuracy),
-                        ("weight-shared, centroids fine-tuned", r.quantized_accuracy),
-                        ("float reference from the images", report.reference_accuracy),
-                        ("golden model (16-bit fixed point)", report.golden_accuracy)):
-        acc.add_row(name, f"{value:.2f} %", f"{value - r.float_accuracy:+.2f}")
-    console.print(acc)
-
-    layers = Table(title="layers")
-    for col in ("layer", "shape", "density", "kept", "padding", "shared weights", "shift", "entries/PE (max)"):
-        layers.add_column(col, justify="right")
-    for row, info in zip(r.layer_rows(), report.images.manifest["layers"], strict=True):
-        layers.add_row(row["layer"], row["shape"], f"{row['density']:.2%}", str(row["kept"]),
-                       str(info["entries"] - info["nnz"]), str(row["shared weights"]), str(info["shift"]),
-                       str(max(info["entries_per_pe"])))
-    console.print(layers)
-
-    storage = Table(title="storage in bytes (Deep Compression accounting, all index and pointer metadata)")
-    for col in ("stage", "weights", "indices", "pointers", "codebooks", "huffman tables", "biases",
-                "total", "ratio"):
-        storage.add_column(col, justify="right")
-    for row in r.storage.rows():
-        storage.add_row(row["stage"], *(f"{row[k] / 8:,.0f}" for k in
-                                        ("weights", "indices", "pointers", "codebooks", "huffman tables",
-                                         "biases")),
-                        f"{row['bytes']:,.0f}", f"{row['ratio']:.1f}x")
-    console.print(storage)
-    hw_bytes = sum(p.stat().st_size for p in report.images_dir.glob("*.hex"))
-    console.print(f"images: {report.images_dir} ({report.images.config.n_pe} PEs, configuration "
-                  f"{report.images.config.config_hash()}, {hw_bytes:,} bytes of hex text)")
-
-
-def _load_or_train_default(path: Path, data, *, retrain: bool, seed: int):
-    import torch
-
-    from eie.compress.digits import train_default_model
+    from eie.compress.digits import load_digits_split, train_default_model
     from eie.compress.model_io import load_model
     if path.is_file() and not retrain:
-        console.print(f"default model: loaded {path} (--retrain to train it again)")
+        log(f"default model: loaded {path} (--retrain to train it again)")
         return load_model(path)
-    model = train_default_model(seed, data)
+    model = train_default_model(seed, load_digits_split(seed))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(model, tmp)
     os.replace(tmp, path)
-    console.print(f"default model: trained the 64-300-100-10 digits MLP, saved {path}")
+    log(f"default model: trained the 64-300-100-10 digits MLP, saved {path}")
     return model
-
-
-def digits_flow(out: Path, config: EIEConfig, *, with_rtl=True, retrain=False, seed=0) -> bool:
-    """``make sim``: default model → compression → images → golden model (→ RTL on Verilator).
-
-    Returns True when every reported target is met and, with the RTL, every output is bit-exact.
-    """
-    from eie.compress.digits import load_digits_split
-    from eie.spec.errors import CompressError
-    data = load_digits_split(seed)
-    model = _load_or_train_default(out / "model.pt", data, retrain=retrain, seed=seed)
-    report = compress_to_images(model, data, make_options(config, seed=seed), config, out / "images")
-    print_report(report)
-    r = report.pipeline
-    loss = r.float_accuracy - report.golden_accuracy
-    console.print(f"compression {r.storage.ratio:.1f}x against fp32 (target >= 40x: "
-                  f"{'met' if r.storage.ratio >= 40 else 'NOT met'}); accuracy loss float -> golden "
-                  f"{loss:+.2f} points (target <= 0.5: {'met' if loss <= 0.5 else 'NOT met'})")
-    if not with_rtl:
-        return True
-    xq, expected = report.test_inputs, report.golden_outputs[-1]
-    console.print(f"RTL: {xq.shape[0]} test images through the generated Verilog on Verilator "
-                  f"({config.n_pe} PEs) ...")
-    result = run_rtl(report.images, xq)
-    got = np.asarray(result.outputs)
-    mismatches = int(np.count_nonzero(got != expected))
-    rtl_acc = accuracy(got, data.y_test.numpy())
-    console.print(f"RTL accuracy {rtl_acc:.2f} % (golden {report.golden_accuracy:.2f} %), "
-                  f"{mismatches} mismatching outputs of {expected.size}")
-    print_cycles(report.images, xq, result, report.golden_outputs)
-    if mismatches:
-        b, row = np.argwhere(got != expected)[0]
-        raise CompressError(f"RTL differs from the golden model at test image {b}, output {row}: golden "
-                            f"{expected[b, row]}, RTL {got[b, row]}")
-    return True

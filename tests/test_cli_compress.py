@@ -11,7 +11,8 @@ from torch import nn
 from eie.cli import main
 from eie.spec.image import load_images
 
-FAST = ["--prune-steps", "1", "--retrain-epochs", "1", "--finetune-epochs", "1"]
+FAST = ["--prune-steps", "1", "--retrain-epochs", "1", "--finetune-epochs", "1", "--allow-loss"]
+DIGITS = ["--data", "digits"]
 
 
 def run(*args):
@@ -35,7 +36,7 @@ def test_compress_writes_verified_images_and_is_deterministic(tmp_path, small_mo
     path = save(tmp_path, small_model)
     for out in ("a", "b"):
         code, text = run("compress", path, "--out", tmp_path / out, "--pes", 3, "--density", "0.3,0.5",
-                         *FAST)
+                         *DIGITS, *FAST)
         assert code == 0, text
     assert "golden model (16-bit fixed point)" in text and "huffman" in text
     images = load_images(tmp_path / "a")
@@ -46,7 +47,7 @@ def test_compress_writes_verified_images_and_is_deterministic(tmp_path, small_mo
 
 def test_balanced_pruning_gives_every_pe_the_same_work(tmp_path, small_model):
     code, text = run("compress", save(tmp_path, small_model), "--out", tmp_path / "img", "--pes", 4,
-                     "--density", "0.25,0.5", "--balance", "--index-bits", "8", *FAST)
+                     "--density", "0.25,0.5", "--balance", "--index-bits", "8", *DIGITS, *FAST)
     assert code == 0, text
     for layer in load_images(tmp_path / "img").manifest["layers"]:
         assert len(set(layer["entries_per_pe"])) == 1, layer["entries_per_pe"]
@@ -79,14 +80,14 @@ def _nan_model():
 
 
 @pytest.mark.parametrize("make, message", [
-    (Conv, r"Error: unsupported operation getitem at node 'getitem'; only Linear, ReLU"),
+    (Conv, r"Error: unsupported operation getitem at node 'getitem' before the first Linear; only Linear, ReLU"),
     (lambda: nn.Sequential(nn.Linear(64, 8), nn.Tanh(), nn.Linear(8, 10)), r"Error: .*Tanh"),
     (Sigmoid, r"Error: .*sigmoid"),
     (_nan_model, r"Error: .*(NaN|nan)"),
-    (lambda: {"weight": torch.zeros(2)}, r"Error: .*holds a dict \(a state_dict\?\)"),
+    (lambda: {"weight": torch.zeros(2)}, r"Error: .*holds a state_dict \(weights only\), not a model; pass --arch"),
 ])
 def test_unsupported_models_fail_with_one_line_and_write_nothing(tmp_path, make, message):
-    code, text = run("compress", save(tmp_path, make()), "--out", tmp_path / "img", *FAST)
+    code, text = run("compress", save(tmp_path, make()), "--out", tmp_path / "img", *DIGITS, *FAST)
     assert code == 1, text
     assert len(text.strip().splitlines()) == 1 and re.search(message, text), text
     assert not (tmp_path / "img").exists()
@@ -94,7 +95,7 @@ def test_unsupported_models_fail_with_one_line_and_write_nothing(tmp_path, make,
 
 def test_model_that_does_not_fit_the_srams_names_the_numbers(tmp_path, small_model):
     code, text = run("compress", save(tmp_path, small_model), "--out", tmp_path / "img", "--pes", 2,
-                     "--mat-depth", 4, "--density", "0.5,0.5", *FAST)
+                     "--mat-depth", 4, "--density", "0.5,0.5", *DIGITS, *FAST)
     assert code == 1
     assert re.search(r"Error: the model does not fit: sparse-matrix SRAM needs \d+ words in PE \d but "
                      r"mat_depth=4: raise mat_depth to \d+", text), text
@@ -109,7 +110,7 @@ def test_model_that_does_not_fit_the_srams_names_the_numbers(tmp_path, small_mod
     (["--ptr-depth", "7"], r"Error: ptr_depth must be even"),
 ])
 def test_bad_options_fail_with_one_line(tmp_path, small_model, args, message):
-    code, text = run("compress", save(tmp_path, small_model), "--out", tmp_path / "img", *args, *FAST)
+    code, text = run("compress", save(tmp_path, small_model), "--out", tmp_path / "img", *args, *DIGITS, *FAST)
     assert code == 1 and re.search(message, text), text
     assert not (tmp_path / "img").exists()
 
@@ -117,10 +118,12 @@ def test_bad_options_fail_with_one_line(tmp_path, small_model, args, message):
 def test_data_problems_are_named(tmp_path):
     wide = nn.Sequential(nn.Linear(5, 3))
     code, text = run("compress", save(tmp_path, wide), "--out", tmp_path / "img", *FAST)
-    assert code == 1 and "pass --data FILE.npz" in text
+    assert code == 1 and "Error: no data: pass --data FILE" in text
+    code, text = run("compress", save(tmp_path, wide), "--out", tmp_path / "img", *DIGITS, *FAST)
+    assert code == 1 and re.search(r"x_train has shape \(1347, 64\) but the model takes \(batch, 5\)", text), text
     np.savez(tmp_path / "d.npz", x_train=np.zeros((4, 5)), y_train=np.zeros(4, dtype=np.int64))
     code, text = run("compress", save(tmp_path, wide), "--out", tmp_path / "img", "--data",
                      tmp_path / "d.npz", *FAST)
-    assert code == 1 and "lacks x_test, y_test" in text
-    code, text = run("compress", tmp_path / "missing.pt", "--out", tmp_path / "img")
+    assert code == 1 and "data must hold x_train and x_test, or x alone" in text, text
+    code, text = run("compress", tmp_path / "missing.pt", "--out", tmp_path / "img", *DIGITS)
     assert code == 1 and "does not exist" in text

@@ -1,14 +1,18 @@
 """compress.quantize: k-means weight sharing, the reserved zero slot, centroid gradients, fine-tuning."""
 
+import itertools
 import time
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.utils.prune as torch_prune
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from torch import nn
 
+from eie.compress.prune import iterative_prune
 from eie.compress.quantize import (
     SharedLayer,
     SharedLinear,
@@ -16,10 +20,12 @@ from eie.compress.quantize import (
     finetune_centroids,
     init_centroids,
     kmeans_1d,
+    quantize_layers,
     share_weights,
     shared_module,
+    with_codebook,
 )
-from eie.compress.train import Dataset
+from eie.compress.train import Dataset, linear_layers
 from eie.spec.errors import CompressError
 
 torch.set_num_threads(1)
@@ -99,6 +105,54 @@ def test_linear_init_spans_min_to_max_and_random_init_is_seeded():
     assert np.array_equal(init_centroids(x, 5, "random", 3), init_centroids(x, 5, "random", 3))
     with pytest.raises(CompressError, match=r"^k-means initialisation must be one of linear, density"):
         init_centroids(x, 5, "kmeans++")
+
+
+def test_a_mask_that_keeps_an_exact_zero_is_rejected():
+    w = np.array([[0.5, 0.0, -0.25], [0.0, 0.125, 0.0]])
+    with pytest.raises(CompressError, match=r"^the mask keeps 2 weights that are exactly zero, and clustering them "
+                                            r"would encode a pruned weight as non-zero; leave exact zeros out of "
+                                            r"the mask$"):
+        share_weights(w, np.array([[True, True, True], [True, True, False]]), 4)
+    index, _ = share_weights(w, w != 0, 1)
+    assert np.array_equal(index != 0, w != 0)
+
+
+@pytest.mark.parametrize("how", ["attached", "zeros"])
+def test_a_ten_percent_model_asked_for_twenty_percent_keeps_its_mask_and_its_zeros(how):
+    """The reported bug: 0.2 on a 10% model kept zeros, and k-means gave them non-zero codes."""
+    torch.manual_seed(0)
+    layers = []
+    for n_in, n_out in itertools.pairwise((64, 128, 64, 10)):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    model = nn.Sequential(*layers[:-1])
+    for layer in linear_layers(model):
+        torch_prune.l1_unstructured(layer, "weight", amount=0.9)
+    user = [layer.weight_mask.numpy() != 0 for layer in linear_layers(model)]
+    if how == "zeros":
+        for layer in linear_layers(model):
+            torch_prune.remove(layer, "weight")
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(128, 64, generator=g)
+    y = (x[:, :10] * torch.arange(1, 11)).argmax(dim=1)
+    data = Dataset(x[:96], y[:96], x[96:], y[96:])
+    pruned = iterative_prune(model, data, [0.2] * 3, steps=2, epochs=1, lr=1e-2)
+    assert all(np.array_equal(mask, keep) for mask, keep in zip(pruned.masks, user, strict=True))
+    shared = quantize_layers(pruned.model, pruned.masks, [True, True, False], ["0", "2", "4"])
+    shared = finetune_centroids(shared, data, epochs=1, lr=1e-2)
+    for layer, keep in zip(shared, user, strict=True):
+        assert np.array_equal(layer.index == 0, ~keep)
+        assert np.all(layer.weight[~keep] == 0.0) and np.all(layer.weight[keep] != 0.0)
+
+
+def test_trained_codebooks_are_rounded_and_nudged_off_zero_with_the_old_sign():
+    layer = SharedLayer(index=np.array([[1, 0, 2], [3, 1, 0]], dtype=np.uint8),
+                        centroids=np.array([0.0, -0.5, 0.25, 0.75, 0.0, 0.0, 0.0, 0.0]), bias=np.zeros(2),
+                        relu=True, name="fc")
+    tuned = with_codebook(layer, np.array([3.0, 0.0, 0.0, 0.1, 9.0, 0.0, 0.0, 0.0]), np.ones(2))
+    tiny = np.finfo(np.float32).tiny
+    assert tuned.centroids.tolist() == [0.0, -tiny, tiny, float(np.float32(0.1)), 0.0, 0.0, 0.0, 0.0]
+    assert np.array_equal(tuned.index, layer.index) and tuned.bias.tolist() == [1.0, 1.0]
+    assert (tuned.relu, tuned.name) == (True, "fc")
 
 
 def test_weight_bits_out_of_range_is_rejected():

@@ -21,7 +21,7 @@ from eie.spec.errors import FitError
 from eie.spec.image import FORMAT, VERSION, encode_layer, format_hex, load_images, pack_entries
 from eie.spec.network import QuantizedNetwork, check_fits
 
-__all__ = ["build_images", "write_images", "fit_config", "FitError"]
+__all__ = ["build_images", "write_images", "write_image_files", "fit_config", "FitError"]
 
 
 def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats=None, reference=None):
@@ -138,22 +138,33 @@ def _check_capacity(config, entries, ptrs, biases, per_pe_entries):
 
 
 def write_images(net: QuantizedNetwork, config: EIEConfig, out_dir, *, source=None, stats=None,
-                 reference=None) -> Path:
-    """Encode ``net`` and write the image directory ``out_dir`` atomically.
+                 reference=None, extra: dict | None = None) -> Path:
+    """Encode ``net`` and write the image directory ``out_dir`` atomically (:func:`write_image_files`)."""
+    contents = build_images(net, config, source=source, stats=stats, reference=reference)
+    return write_image_files(contents, config, out_dir, extra=extra)
+
+
+def write_image_files(contents: dict, config: EIEConfig, out_dir, *, extra: dict | None = None) -> Path:
+    """Write the files of :func:`build_images` to the image directory ``out_dir`` atomically.
 
     The files are written to a temporary sibling directory, verified with
-    :func:`sim.image.load_images`, then renamed into place. An existing image directory at
-    ``out_dir`` is replaced; any other existing path is refused.
+    :func:`eie.spec.image.load_images`, then renamed into place: either the complete, verified
+    directory appears at ``out_dir`` or nothing changes there. An existing image directory at
+    ``out_dir`` is replaced; any other existing path is refused. ``extra`` files
+    (``{name: bytes}``, e.g. ``report.json``) are written beside the images; they are not part of
+    the image contract and the manifest does not list them.
     """
     out = Path(out_dir)
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "manifest.json").is_file())):
         raise FileExistsError(f"{out} exists and is not an image directory; choose another --out "
                               f"or remove it")
-    contents = build_images(net, config, source=source, stats=stats, reference=reference)
+    clash = sorted(set(extra or {}) & set(contents))
+    if clash:
+        raise ValueError(f"extra files {', '.join(clash)} would overwrite image files")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        for name, data in sorted(contents.items()):
+        for name, data in sorted({**contents, **(extra or {})}.items()):
             (tmp / name).write_bytes(data)
         os.chmod(tmp, 0o755)
         load_images(tmp, expect_config=config)

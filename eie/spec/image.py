@@ -21,7 +21,7 @@ from eie.spec.errors import ConfigError, ImageError
 __all__ = [
     "FORMAT", "VERSION", "ImageError", "LayerInfo", "Images", "PeLayerEncoding",
     "encode_layer", "pack_entries", "unpack_entries", "decode_layer",
-    "format_hex", "parse_hex", "load_images",
+    "format_hex", "parse_hex", "load_images", "images_from_bytes",
 ]
 
 FORMAT = "eie-images"
@@ -265,13 +265,39 @@ def _need(cond, msg):
         raise ImageError(msg)
 
 
-def _read_file(root: Path, files: dict, name: str, width: int, *, signed: bool) -> list[int]:
+class _DirectoryReader:
+    """Reads image files from a directory."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def __call__(self, name: str) -> bytes | None:
+        path = self.root / name
+        return path.read_bytes() if path.is_file() else None
+
+
+class _MemoryReader:
+    """Reads image files from ``{name: bytes}`` (what :func:`eie.spec.emit.build_images` returns)."""
+
+    def __init__(self, contents: dict):
+        self.contents = contents
+
+    def __str__(self) -> str:
+        return "the in-memory images"
+
+    def __call__(self, name: str) -> bytes | None:
+        return self.contents.get(name)
+
+
+def _read_file(read, files: dict, name: str, width: int, *, signed: bool) -> list[int]:
     entry = files.get(name)
     _need(isinstance(entry, dict), f"manifest.json does not list {name}; the image directory "
                                    f"is incomplete, re-run eie compress")
-    path = root / name
-    _need(path.is_file(), f"{name} is missing from {root}; re-run eie compress")
-    data = path.read_bytes()
+    data = read(name)
+    _need(data is not None, f"{name} is missing from {read}; re-run eie compress")
     digest = hashlib.sha256(data).hexdigest()
     _need(digest == entry.get("sha256"),
           f"{name}: checksum {digest[:16]}… does not match the manifest; the file is corrupt or "
@@ -301,10 +327,21 @@ def load_images(path, *, expect_config: EIEConfig | None = None) -> Images:
     """
     root = Path(path)
     _need(root.is_dir(), f"image directory {root} does not exist; run eie compress first")
-    mpath = root / "manifest.json"
-    _need(mpath.is_file(), f"{root} has no manifest.json; it is not an image directory")
+    _need((root / "manifest.json").is_file(), f"{root} has no manifest.json; it is not an image directory")
+    return _load(_DirectoryReader(root), expect_config, root)
+
+
+def images_from_bytes(contents: dict, *, expect_config: EIEConfig | None = None) -> Images:
+    """:func:`load_images` of ``{file name: bytes}`` held in memory (``Images.path`` is None)."""
+    _need(isinstance(contents, dict) and "manifest.json" in contents,
+          "the in-memory images have no manifest.json")
+    return _load(_MemoryReader(contents), expect_config, None)
+
+
+def _load(read, expect_config: EIEConfig | None, path: Path | None) -> Images:
+    root = read
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(read("manifest.json").decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ImageError(f"manifest.json in {root} is not valid JSON: {e}") from None
     _need(isinstance(manifest, dict) and manifest.get("format") == FORMAT,
@@ -349,16 +386,16 @@ def load_images(path, *, expect_config: EIEConfig | None = None) -> Images:
           f"manifest.json: {len(layers)} layers, the configuration holds 1..{config.max_layers}")
 
     n_cb = len(layers) * config.codebook_size
-    cb = _read_file(root, files, "codebook.hex", config.act_bits, signed=True)
+    cb = _read_file(read, files, "codebook.hex", config.act_bits, signed=True)
     _need(len(cb) == n_cb, f"codebook.hex: {len(cb)} entries, {len(layers)} layers need {n_cb}")
     codebook = np.array(cb, dtype=np.int64).reshape(len(layers), config.codebook_size)
     _need(np.all(codebook[:, 0] == 0), "codebook.hex: entry 0 of every layer must be 0")
     ptr, mat, bias = [], [], []
     for p in range(config.n_pe):
-        ptr.append(np.array(_read_file(root, files, f"pe{p:03d}.ptr.hex", config.ptr_bits,
+        ptr.append(np.array(_read_file(read, files, f"pe{p:03d}.ptr.hex", config.ptr_bits,
                                        signed=False), dtype=np.int64))
-        mat.append(_read_file(root, files, f"pe{p:03d}.mat.hex", config.word_bits, signed=False))
-        bias.append(np.array(_read_file(root, files, f"pe{p:03d}.bias.hex", config.acc_bits,
+        mat.append(_read_file(read, files, f"pe{p:03d}.mat.hex", config.word_bits, signed=False))
+        bias.append(np.array(_read_file(read, files, f"pe{p:03d}.bias.hex", config.acc_bits,
                                         signed=True), dtype=np.int64))
         _need(ptr[p].size == ptr_base, f"pe{p:03d}.ptr.hex: {ptr[p].size} pointers, the layer "
                                        f"table needs {ptr_base}")
@@ -368,7 +405,7 @@ def load_images(path, *, expect_config: EIEConfig | None = None) -> Images:
               and bias_base <= config.bias_depth,
               f"PE {p}: images exceed the configured SRAM depths")
     images = Images(config=config, layers=tuple(layers), input_frac_bits=input_frac_bits,
-                    codebook=codebook, ptr=ptr, mat=mat, bias=bias, manifest=manifest, path=root)
+                    codebook=codebook, ptr=ptr, mat=mat, bias=bias, manifest=manifest, path=path)
     for l in range(len(layers)):
         decode_layer(images, l)  # validates pointers and rows
     return images
