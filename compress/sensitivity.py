@@ -31,8 +31,8 @@ from eie.spec.errors import CompressError
 
 __all__ = ["DEFAULT_GRID", "SensitivityResult", "sensitivity_analysis", "budget_for_density"]
 
-DEFAULT_GRID = (0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25,
-                0.3, 0.4, 0.5, 0.7, 1.0)
+DEFAULT_GRID = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15,
+                0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ def _search(spec, prepared, options, config, budget, log: Log, progress):
     the budget.
     """
     from eie.compress.pipeline import sensitivity_for
+    from eie.compress.sensitivity import budget_for_density
     from eie.spec.errors import FitError
     live = sum(int(l.mask.sum()) if l.mask is not None else l.weight.size for l in spec.layers)
     total = sum(l.weight.size for l in spec.layers)
@@ -215,10 +216,18 @@ def _search(spec, prepared, options, config, budget, log: Log, progress):
     candidates: list[Candidate] = []
     built: dict[int, _Built | None] = {}
 
+    same: dict[tuple, int] = {}             # per-layer densities -> the candidate that already has them
+
     def evaluate(i: int) -> _Built | None:
         if i in built:
             return built[i]
         target = targets[i] if i < len(targets) else None
+        if target is not None:
+            key = tuple(budget_for_density(sensitivity, target).densities)
+            if key in same:                 # a coarser target gave the same layer densities: same result
+                built[i] = built[same[key]]
+                return built[i]
+            same[key] = i
         opts = replace(options, target_density=target)
         try:
             b = _build(spec, prepared, opts, config, sensitivity if target is not None else None, progress)

@@ -48,7 +48,7 @@ def test_sim_and_verify_match_the_golden_model(images_dir, tmp_path):
     np.save(tmp_path / "x.npy", x)
     code, out = run("sim", images_dir, "--input", tmp_path / "x.npy", "--out", tmp_path / "y.npy", "--raw")
     assert code == 0, out
-    assert re.search(r"RTL: 3 inputs, cycles per input: mean \d", out)
+    assert re.search(r"RTL: 3 inputs on 2 PEs, cycles per input: mean \d", out)
     assert np.array_equal(np.load(tmp_path / "y.npy"), run_golden(load_images(images_dir), x))
     code, out = run("verify", images_dir, "--input", tmp_path / "x.npy", "--raw", "--queue-depth", 1)
     assert code == 0 and "bit-exact" in out, out
