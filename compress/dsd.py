@@ -9,7 +9,7 @@ The sparse phase acts as a regulariser; the final dense network is usually more 
 first one, and is what the pipeline then compresses when ``dsd=True``.
 
 A model that is already pruned (``torch.nn.utils.prune`` masks, exact zeros, or ``alive`` masks; see
-:func:`compress.prune.live_masks`) keeps its pruning: its live weights, the *support*, play the dense
+:func:`eie.compress.prune.live_masks`) keeps its pruning: its live weights, the *support*, play the dense
 network. The dense phases train only inside the support, the sparse phase removes ``sparsity`` of
 each layer's live weights, and the re-dense phase restores connections only up to the support.
 """
@@ -61,7 +61,7 @@ def run_dsd(model: nn.Module, data: Dataset, *, sparsity: float = 0.5, dense_epo
     progress : callable, optional
         ``progress(description, completed, 3)`` after each phase.
     alive : sequence of (numpy.ndarray or None), optional
-        The user's masks, one per Linear layer (see :func:`compress.prune.live_masks`).
+        The user's masks, one per Linear layer (see :func:`eie.compress.prune.live_masks`).
 
     Returns
     -------

@@ -312,7 +312,7 @@ def live_masks(model: nn.Module, alive: Sequence[np.ndarray | None] | None = Non
         Weights are read through an attached ``torch.nn.utils.prune`` mask, so its pruned weights
         (zero) are not live.
     alive : sequence of (numpy.ndarray or None), optional
-        One boolean ``(out, in)`` mask per Linear layer (:func:`compress.train.linear_layers` order);
+        One boolean ``(out, in)`` mask per Linear layer (:func:`eie.compress.train.linear_layers` order);
         None, for all layers or for one, means every weight.
 
     Returns

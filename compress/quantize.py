@@ -17,11 +17,11 @@ calibration then gives it the smallest non-zero code, as it does for any tiny ce
 
 The clustered set is exactly the mask, and the mask must not hold an exact zero: that weight is
 pruned, and clustering it would give it a non-zero code (the zero would join, and pull, a non-zero
-cluster). :func:`share_weights` rejects such a mask; the pruning functions of :mod:`compress.prune`
+cluster). :func:`share_weights` rejects such a mask; the pruning functions of :mod:`eie.compress.prune`
 never make one. No position outside the mask gets a non-zero index.
 
 Fine-tuning trains the codebook itself: ``W = codebook[index]`` (the :class:`CodebookWeight`
-parametrization of :class:`~compress.sparsifier.WeightSharer`, which :func:`finetune_centroids`
+parametrization of :class:`~eie.compress.sparsifier.WeightSharer`, which :func:`finetune_centroids`
 drives, or the :class:`SharedLinear` module) has a backward pass that groups the weight gradients by
 index, ``dL/dC_k = Σ dL/dW_ij`` over ``index_ij == k`` (:func:`centroid_gradients`, an
 ``index_add``); slot 0 gets no gradient, so pruned weights stay exactly zero and out of the codebook.
@@ -229,7 +229,7 @@ def quantize_layers(model: nn.Module, masks: Sequence[np.ndarray], relus: Sequen
     Parameters
     ----------
     model : torch.nn.Module
-        Chain of Linear layers (:func:`compress.train.linear_layers` order).
+        Chain of Linear layers (:func:`eie.compress.train.linear_layers` order).
     masks : sequence of numpy.ndarray
         Boolean keep-mask per layer, holding no exact zero (see :func:`share_weights`).
     relus, names : sequence
@@ -377,8 +377,8 @@ def finetune_centroids(layers: Sequence[SharedLayer], data: Dataset, epochs: int
                        seed: int = 0) -> list[SharedLayer]:
     """Train the shared centroids (and biases) of a weight-shared network.
 
-    :func:`shared_module` under a :class:`~compress.sparsifier.WeightSharer` started from ``layers``,
-    trained by :func:`compress.train.train_epochs`.
+    :func:`shared_module` under a :class:`~eie.compress.sparsifier.WeightSharer` started from ``layers``,
+    trained by :func:`eie.compress.train.train_epochs`.
 
     Parameters
     ----------

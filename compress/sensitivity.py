@@ -12,7 +12,7 @@ their sensitivity (every layer gets the same worst-case drop).
 The pipeline evaluates on the training set so that the test set, on which the results are reported,
 plays no part in choosing the densities.
 
-A model that is already pruned keeps its pruning (see :func:`compress.prune.live_masks`): densities
+A model that is already pruned keeps its pruning (see :func:`eie.compress.prune.live_masks`): densities
 are fractions of the whole layer, and a grid density above a layer's live density keeps exactly its
 live weights, so it costs no accuracy.
 """
@@ -99,7 +99,7 @@ def sensitivity_analysis(model: nn.Module, data: Dataset, *, budget: float,
     grid : sequence of float
         Candidate densities in (0, 1]; 1.0 (no pruning) is always a candidate.
     granularity, block_size, balance_pes, alive
-        As for :func:`compress.prune.prune_once`.
+        As for :func:`eie.compress.prune.prune_once`.
 
     Returns
     -------

@@ -53,7 +53,7 @@ def _is_int(value) -> bool:
 
 
 def _named_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
-    """``(qualified name, layer)`` of every ``nn.Linear``, in :func:`compress.train.linear_layers` order."""
+    """``(qualified name, layer)`` of every ``nn.Linear``, in :func:`eie.compress.train.linear_layers` order."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"the model must be an nn.Module, not {type(model).__name__}")
     named = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -64,7 +64,7 @@ def _named_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
 
 @dataclass(frozen=True)
 class _LayerPlan:
-    """How one layer is pruned: its final density and the options of :func:`compress.prune.prune_layer`."""
+    """How one layer is pruned: its final density and the options of :func:`eie.compress.prune.prune_layer`."""
 
     density: float
     granularity: str
@@ -84,9 +84,9 @@ class MagnitudeSparsifier:
 
     ``prepare`` attaches a ``torch.nn.utils.prune.custom_from_mask`` mask holding the live set to
     every ``nn.Linear`` (pruning the model already carries is kept); each ``step`` moves every
-    configured layer one step along the cubic schedule of :func:`compress.prune.step_densities`,
+    configured layer one step along the cubic schedule of :func:`eie.compress.prune.step_densities`,
     from its live density to its target, and prunes by magnitude inside the current mask
-    (:func:`compress.prune.prune_layer`; the masks compose); ``squash_mask`` removes the
+    (:func:`eie.compress.prune.prune_layer`; the masks compose); ``squash_mask`` removes the
     parametrization and returns the masks. Between steps the model trains like any other: the
     parametrization keeps masked weights exactly zero whatever the optimizer does. Steps after the
     last one hold the final density.
@@ -95,7 +95,7 @@ class MagnitudeSparsifier:
     ----------
     densities : sequence of float, or mapping
         Final fraction of the weights to keep, of the whole layer: one per ``nn.Linear`` (in
-        :func:`compress.train.linear_layers` order), or a mapping from a Linear's qualified module name
+        :func:`eie.compress.train.linear_layers` order), or a mapping from a Linear's qualified module name
         (``"0"``, ``"fc1"``, ``"encoder.proj"``) to a density or to a dict of per-layer options, keys
         among :data:`LAYER_OPTIONS` (``density`` required, the others default to the arguments below).
         Layers a mapping leaves out keep their live weights and are never pruned.
@@ -103,7 +103,7 @@ class MagnitudeSparsifier:
     block_size : int
     balance_pes : int, optional
     norm : {1, 2}
-        See :mod:`compress.prune`.
+        See :mod:`eie.compress.prune`.
     steps : int
         Pruning steps to reach the densities.
 
@@ -205,7 +205,7 @@ class MagnitudeSparsifier:
             May carry ``torch.nn.utils.prune`` masks or exact zeros: both are kept pruned.
         alive : sequence of (numpy.ndarray or None), optional
             The user's masks, one boolean ``(out, in)`` per Linear layer (None = dense); see
-            :func:`compress.prune.live_masks`.
+            :func:`eie.compress.prune.live_masks`.
 
         Raises
         ------
@@ -251,7 +251,7 @@ class MagnitudeSparsifier:
         Returns
         -------
         list of numpy.ndarray
-            Boolean ``(out, in)`` per Linear layer (:func:`compress.prune.finalize`); the pruned
+            Boolean ``(out, in)`` per Linear layer (:func:`eie.compress.prune.finalize`); the pruned
             weights of the now plain layers are exactly ``0.0``.
         """
         masks = finalize(self._check_prepared())
@@ -265,8 +265,8 @@ class WeightSharer:
     """Deep Compression's weight sharing as an optimizer-like object for the user's own training loop.
 
     ``prepare`` clusters the live weights of every ``nn.Linear`` with k-means
-    (:func:`compress.quantize.quantize_layers`) and registers a ``torch.nn.utils.parametrize``
-    parametrization, :class:`compress.quantize.CodebookWeight`, that makes ``layer.weight`` the
+    (:func:`eie.compress.quantize.quantize_layers`) and registers a ``torch.nn.utils.parametrize``
+    parametrization, :class:`eie.compress.quantize.CodebookWeight`, that makes ``layer.weight`` the
     computed ``codebook[index]``. The codebook replaces the weight as the layer's parameter
     (``layer.parametrizations.weight.original``, the same ``Parameter`` object, now of ``2**b``
     values), so an optimizer over ``model.parameters()`` created after ``prepare`` trains the
@@ -274,7 +274,7 @@ class WeightSharer:
     value; slot 0 (the pruned weights) gets none, so with any optimizer that leaves a zero parameter
     with zero gradient at zero (SGD, Adam, AdamW, with or without weight decay) pruned weights stay
     exactly zero and the indices never change. ``finalize`` returns the
-    :class:`~compress.quantize.SharedLayer` list and makes the weights plain parameters again,
+    :class:`~eie.compress.quantize.SharedLayer` list and makes the weights plain parameters again,
     holding ``centroids[index]``.
 
     Parameters
@@ -282,7 +282,7 @@ class WeightSharer:
     weight_bits : int
         ``b`` in 1..8: ``2**b - 1`` shared values per layer.
     init : {"linear", "density", "random"}
-        k-means initialisation (:func:`compress.quantize.init_centroids`).
+        k-means initialisation (:func:`eie.compress.quantize.init_centroids`).
     seed : int
         Seed of the ``random`` initialisation.
 
@@ -382,14 +382,14 @@ class WeightSharer:
         ----------
         relus : sequence of bool, optional
             Whether ReLU follows each Linear layer; by default read from the model, which must then
-            be a chain of Linear and ReLU layers (:func:`compress.model_io.extract_layers`).
+            be a chain of Linear and ReLU layers (:func:`eie.compress.model_io.extract_layers`).
         names : sequence of str, optional
             Layer names; by default the qualified module names.
 
         Returns
         -------
         list of SharedLayer
-            Trained codebooks (float32 values, nudged off zero as :mod:`compress.quantize` describes)
+            Trained codebooks (float32 values, nudged off zero as :mod:`eie.compress.quantize` describes)
             and biases; the layers' weights become plain parameters holding ``centroids[index]``.
 
         Raises

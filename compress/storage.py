@@ -11,7 +11,7 @@ Paper-style stages (:func:`storage_report`), each for the whole network, biases 
 3. ``shared``: the same entries with a ``b``-bit codebook index instead of the fp32 weight, plus each
    layer's codebook of ``2**b`` fp32 values (slot 0, the zero, is counted too).
 4. ``huffman``: the weight-index stream and the relative-index stream of each layer Huffman-coded
-   separately, each with its canonical Huffman table (see :mod:`compress.huffman`).
+   separately, each with its canonical Huffman table (see :mod:`eie.compress.huffman`).
 
 Biases are fp32 (32 bits) in every stage. Pointers are ``ptr_bits`` wide when given, otherwise the
 fewest bits that hold the layer's entry count (``entries.bit_length()``, at least one).
@@ -22,7 +22,7 @@ a matrix of ``gh × gw`` blocks, columns are block columns, and every entry (fil
 taken PE by PE (PE ``p``'s rows ``p, p + n_pe, ...`` in order, blocks laid on each PE's rows, as the
 pruning did); the stored matrix is the same, its rows relabelled.
 
-:func:`eie_footprint` gives the bytes of the SRAM images for a given :class:`~hw.config.EIEConfig`:
+:func:`eie_footprint` gives the bytes of the SRAM images for a given :class:`~eie.spec.config.EIEConfig`:
 the used sparse-matrix words of every PE, every PE's pointers (``ptr_bits``), every PE's bias slots
 (``acc_bits``) and the codebooks (``act_bits`` per slot), i.e. what the hardware really holds.
 """

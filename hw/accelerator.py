@@ -40,7 +40,7 @@ class EIEAccelerator(ConfiguredComponent):
 
     **Modes.** *I/O mode* (idle): ``cfg`` writes the pointer, sparse-matrix and bias SRAMs of
     every PE, the codebook SRAM, the layer table and the number of layers (address map:
-    :mod:`hw.io_map`); ``i`` accepts the input vector. *Computing mode* starts when the last
+    :mod:`eie.hw.io_map`); ``i`` accepts the input vector. *Computing mode* starts when the last
     input element is accepted and runs every layer back to back; the activations stay in the
     PEs' register files (ping-pong). Finally the last layer's outputs leave on ``o`` and the
     accelerator is idle again, images still loaded.
@@ -72,7 +72,7 @@ class EIEAccelerator(ConfiguredComponent):
     ``cfg__ready``         out    high only while idle (never during the post-reset clear)
     ``cfg__payload[85:0]`` in     space ``[2:0]``, pe ``[10:3]``, addr ``[21:11]``, data ``[85:22]``
                                   (in general addr ``[10+ADDR_W:11]``, data above it; see
-                                  :mod:`hw.io_map`)
+                                  :mod:`eie.hw.io_map`)
     ``i__valid``           in     an input element is offered
     ``i__ready``           out    see below
     ``i__payload[15:0]``   in     input element ``j`` of layer 0 (two's complement)
@@ -95,7 +95,7 @@ class EIEAccelerator(ConfiguredComponent):
     Parameters
     ----------
     config : EIEConfig
-    images : sim.image.Images, optional
+    images : eie.spec.image.Images, optional
         Initialise every SRAM, the layer table and the number of layers from the images
         (bitstream mode). They must be made for ``config``.
 

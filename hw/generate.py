@@ -1,4 +1,4 @@
-"""Verilog generation for :class:`~hw.accelerator.EIEAccelerator`."""
+"""Verilog generation for :class:`~eie.hw.accelerator.EIEAccelerator`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The I/O address map of :class:`~hw.accelerator.EIEAccelerator` (its ``cfg`` port).
+"""The I/O address map of :class:`~eie.hw.accelerator.EIEAccelerator` (its ``cfg`` port).
 
 Pure Python apart from the Amaranth enum/layout definitions; the testbenches use it to load an
 image directory through ``cfg`` (:func:`image_writes`, :func:`pack_cfg`).
@@ -113,7 +113,7 @@ def _twos(value: int, width: int) -> int:
 
 
 def image_writes(images) -> list[tuple[Space, int, int, int]]:
-    """Every ``cfg`` write that loads ``images`` (a :class:`sim.image.Images`).
+    """Every ``cfg`` write that loads ``images`` (a :class:`eie.spec.image.Images`).
 
     Returns ``(space, pe, addr, data)`` tuples, data already in two's complement: per PE its
     pointers, sparse-matrix words and biases, then the codebooks, the layer table and finally

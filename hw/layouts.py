@@ -1,6 +1,6 @@
 """Widths, payload layouts and small signatures shared by the EIE components.
 
-Everything here is derived from an :class:`~hw.config.EIEConfig`; no component invents a width
+Everything here is derived from an :class:`~eie.spec.config.EIEConfig`; no component invents a width
 of its own, so two units that exchange a payload always agree on its layout.
 """
 

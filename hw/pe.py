@@ -66,7 +66,7 @@ class ProcessingElement(ConfiguredComponent):
     config : EIEConfig
     pe_index : int
         ``0 .. n_pe-1``; the PE holds rows ``i`` with ``i % n_pe == pe_index``.
-    images : sim.image.Images, optional
+    images : eie.spec.image.Images, optional
         Initialise this PE's pointer, sparse-matrix and bias memories from the images.
 
     Attributes

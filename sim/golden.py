@@ -1,6 +1,6 @@
 """The golden model: bit-exact execution of EIE images in integer NumPy.
 
-:func:`run_golden` reads only an :class:`~sim.image.Images` (what ``load_images`` returns)
+:func:`run_golden` reads only an :class:`~eie.spec.image.Images` (what ``load_images`` returns)
 and executes the network exactly as ``docs/numerics.md`` defines it, on a batch of inputs at
 once. Each layer runs as a sparse product over the decoded entry stream (padding included),
 then the write-back: bias, round-half-up shift, saturation, ReLU.

@@ -1,6 +1,6 @@
 """Random integer networks for tests and benchmarks.
 
-Every network made here satisfies :func:`sim.network.check_fits` for the configuration it is
+Every network made here satisfies :func:`eie.spec.network.check_fits` for the configuration it is
 made for: codebook magnitudes are scaled so the accumulator bound holds, and shifts are chosen
 so that outputs spread over the activation range instead of saturating everywhere.
 """

@@ -355,7 +355,7 @@ def config_verilog(config, *, name: str = "eie_top") -> str:
 
 
 def build_config(config, *, name: str = "eie_top", waves: bool | None = None) -> Build:
-    """Generate (cached) and build (cached) the accelerator for an :class:`~hw.config.EIEConfig`."""
+    """Generate (cached) and build (cached) the accelerator for an :class:`~eie.spec.config.EIEConfig`."""
     return build_verilog(config_verilog(config, name=name), name, config_hash=config.config_hash(),
                          waves=waves)
 

@@ -40,7 +40,7 @@ def _images_and_dir(images):
     if isinstance(images, Images):
         if images.path is None:
             raise ValueError("these Images were not loaded from a directory; the testbench "
-                             "reads an image directory (write one with compress.emit)")
+                             "reads an image directory (write one with eie.spec.emit)")
         return images, Path(images.path)
     return load_images(images), Path(images)
 
@@ -99,7 +99,7 @@ def simulate(images, x_int, *, config=None, seed: int = 0, backpressure: str = "
 
     Parameters
     ----------
-    images : path-like or sim.image.Images
+    images : path-like or eie.spec.image.Images
         An image directory (or its loaded images, which remember their directory).
     x_int : array-like of int, (batch, n_in) or (n_in,)
         Quantised input activations.
@@ -121,7 +121,7 @@ def simulate(images, x_int, *, config=None, seed: int = 0, backpressure: str = "
 def verify(images, x_int, expected=None, *, config=None, seed: int = 0, backpressure: str = "none",
            p_idle: float = 0.0, inject_fault: bool = False, extra_env=None) -> SimResult:
     """Like :func:`simulate`, but the testbench's scoreboard checks every output against
-    ``expected`` (default: the golden model) and raises :class:`tb.runner.CocotbFailure` on the
+    ``expected`` (default: the golden model) and raises :class:`eie.tb.runner.CocotbFailure` on the
     first mismatch."""
     return verify_suite([(images, x_int, expected)], config=config, seed=seed,
                         backpressure=backpressure, p_idle=p_idle, inject_fault=inject_fault,

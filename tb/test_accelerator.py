@@ -1,7 +1,7 @@
 """cocotb tests of the EIE accelerator (top level), configured through environment variables.
 
-Run through :func:`tb.runner.run_cocotb` (pytest: ``tests/test_rtl_accelerator.py``; Python API:
-:func:`tb.sim_run.simulate`). Variables:
+Run through :func:`eie.tb.runner.run_cocotb` (pytest: ``tests/test_rtl_accelerator.py``; Python API:
+:func:`eie.tb.sim_run.simulate`). Variables:
 
 ==================== ===========================================================================
 ``EIE_IMAGES``       image directory (required); loaded into the DUT through ``cfg``. Several

@@ -2,7 +2,7 @@
 """The whole accelerator in Amaranth's simulator on tiny random 2-layer networks.
 
 The reference is a deliberately naive integer model written from docs/numerics.md; the images
-come from ``compress.emit`` (the contract's encoder), loaded through ``cfg`` or baked in.
+come from ``eie.spec.emit`` (the contract's encoder), loaded through ``cfg`` or baked in.
 """
 
 import random

@@ -1,7 +1,7 @@
 """Emission of per-PE SRAM images for a chosen PE array (``docs/image-format.md``).
 
-:func:`write_images` lays a :class:`~sim.network.QuantizedNetwork` out over the PEs of an
-:class:`~hw.config.EIEConfig`, checks that it fits, and writes the directory atomically:
+:func:`write_images` lays a :class:`~eie.spec.network.QuantizedNetwork` out over the PEs of an
+:class:`~eie.spec.config.EIEConfig`, checks that it fits, and writes the directory atomically:
 either the complete, verified directory appears at ``out_dir`` or nothing changes there.
 """
 
@@ -30,7 +30,7 @@ def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats
     Raises
     ------
     ConfigError
-        A numeric constraint is violated (see :func:`sim.network.check_fits`).
+        A numeric constraint is violated (see :func:`eie.spec.network.check_fits`).
     FitError
         The encoded network needs more SRAM than a PE has; the message gives needed vs
         available per memory and what to change.

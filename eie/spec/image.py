@@ -1,6 +1,6 @@
 """EIE SRAM images: encoding, hex files, loading and verification.
 
-This module is the executable form of ``docs/image-format.md``. ``compress.emit`` uses the
+This module is the executable form of ``docs/image-format.md``. ``eie.spec.emit`` uses the
 encoder to write image directories; the golden model, the RTL generator and the testbenches
 load them with :func:`load_images`, which verifies everything it reads.
 """

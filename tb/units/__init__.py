@@ -24,7 +24,7 @@ def unit_verilog(component, name: str) -> str:
 
 
 def build_unit(component, name: str):
-    """Build (cached) one component for cocotb; returns a :class:`tb.runner.Build`."""
+    """Build (cached) one component for cocotb; returns a :class:`eie.tb.runner.Build`."""
     from eie.tb.runner import build_verilog
     return build_verilog(unit_verilog(component, name), name)
 
