@@ -13,7 +13,7 @@ help:
 	@echo "make sim    - train/load the built-in digits model, compress it, run golden model and RTL"
 	@echo "make test   - the full test suite (unit, golden, cocotb on Verilator, synthesis smoke)"
 	@echo "make lint   - ruff"
-	@echo "make bench  - benchmarks (AlexNet-FC6-sized compression; RTL cycles vs ideal, queue sweep, Verilator speed; ~30 min)"
+	@echo "make bench  - benchmarks (AlexNet-FC6-sized compression; RTL cycles vs ideal, queue sweep, Verilator speed; models users bring; ~30 min)"
 	@echo "make synth  - Yosys synthesis of the default array for ECP5"
 
 $(STAMP): pyproject.toml
@@ -37,6 +37,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compress_alexnet_fc6.py
 	$(BIN)/python benchmarks/rtl_performance.py
+	$(BIN)/python benchmarks/user_models.py
 
 synth: $(STAMP)
 	$(BIN)/eie synth --pes $(PES) --out $(OUT)/synth

@@ -109,6 +109,9 @@ class CompressOutcome:
         Every layer's golden outputs for them.
     chosen_target_density : float or None
         The overall density chosen (None: no pruning, or per-layer densities).
+    output_error : dict
+        The golden model's outputs against the input model's on the test inputs (``rms``,
+        ``max_abs``), and for regression the mean squared error of both against the targets.
     report : dict
         The JSON-serialisable report, also written to ``path / "report.json"``.
     """
@@ -126,6 +129,7 @@ class CompressOutcome:
     test_inputs: np.ndarray
     golden_outputs: list
     chosen_target_density: float | None = None
+    output_error: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
 
     @property
@@ -200,9 +204,10 @@ def _search(spec, prepared, options, config, budget, log: Log, progress):
     """Bisect :data:`SEARCH_DENSITIES` for the sparsest candidate within the budget.
 
     Returns ``(chosen build, candidates tried, chosen index, targets)``; index ``len(targets)`` is
-    weight sharing without pruning. Denser candidates that do not fit the SRAMs are skipped: the
-    densest one that fits anchors the bisection. ``chosen`` is the anchor when no candidate meets
-    the budget.
+    weight sharing without pruning, which anchors the bisection; when it misses the budget the
+    densest pruned candidate (pruned candidates are retrained, weight sharing alone is not) anchors
+    it instead. Denser candidates that do not fit the SRAMs are skipped: the densest one that fits
+    anchors the bisection. ``chosen`` is the anchor when no candidate meets the budget.
     """
     from eie.compress.pipeline import sensitivity_for
     from eie.compress.sensitivity import budget_for_density
@@ -259,6 +264,11 @@ def _search(spec, prepared, options, config, budget, log: Log, progress):
             raise FitError(f"the model does not fit the configured SRAMs even at {targets[0]:.1%} of its "
                            f"weights; add PEs or raise the memory depths")
         anchor = lo
+    if not ok(anchor) and anchor == len(targets) and targets:
+        # Weight sharing alone misses the budget, but pruned candidates are retrained as well and
+        # may not: the densest of them anchors the bisection instead.
+        if ok(len(targets) - 1):
+            anchor = len(targets) - 1
     if not ok(anchor):
         return built[anchor], candidates, anchor, targets
     lo, hi = -1, anchor                     # ok(hi); everything at or below lo fails
@@ -375,7 +385,8 @@ def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, o
     outcome = CompressOutcome(images=chosen.images, path=Path(), pipeline=chosen.pipeline, prepared=prepared,
                               mode=mode, reason=reason, candidates=candidates, budget=budget, golden_score=golden,
                               reference_score=reference, test_inputs=xq, golden_outputs=layers,
-                              chosen_target_density=chosen_target)
+                              chosen_target_density=chosen_target,
+                              output_error=_output_error(spec, prepared, chosen.images, layers[-1]))
     from eie.report import compress_report
     outcome.report = compress_report(outcome, config)
     from eie.spec.emit import write_image_files
@@ -385,6 +396,22 @@ def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, o
     outcome.path = write_image_files(chosen.contents, config, target, extra=extra)
     outcome.images = load_images(outcome.path, expect_config=config)
     return outcome
+
+
+def _output_error(spec, prepared, images, golden_out) -> dict:
+    import torch
+
+    from eie.compress.model_io import specs_to_module
+    from eie.compress.train import predict
+    from eie.spec.numerics import dequantize_output
+    data = prepared.dataset
+    ours = dequantize_output(golden_out, images.output_frac_bits)
+    theirs = predict(specs_to_module(spec.layers, torch.float64), data.x_test.double()).numpy()
+    error = {"rms": float(np.sqrt(np.mean((ours - theirs) ** 2))), "max_abs": float(np.abs(ours - theirs).max())}
+    if data.task.kind == "regression":
+        error["mse_input_model"] = data.task.mse(theirs, data.y_test.numpy())
+        error["mse_golden"] = data.task.mse(ours, data.y_test.numpy())
+    return error
 
 
 def _density_note(spec) -> str:

@@ -87,6 +87,7 @@ def compress_report(outcome, config) -> dict:
         "score_unit": "percent",
         "scores": scores,
         "loss_points": _r(r.float_score - outcome.golden_score),
+        "golden_vs_input_model": {k: _r(v, 6) for k, v in outcome.output_error.items()},
         "layers": layers,
         "storage_bytes": storage,
         "compression_ratio": _r(r.storage.ratio),
@@ -146,6 +147,12 @@ def print_compress_report(report: dict, console: Console) -> None:
                                                                      "huffman_tables", "biases", "total")),
                         f"{row['ratio']:.1f}x")
     console.print(storage)
+    error = report["golden_vs_input_model"]
+    if "mse_golden" in error:
+        console.print(f"mean squared error against the targets: input model {error['mse_input_model']:.4g}, golden "
+                      f"model {error['mse_golden']:.4g}")
+    console.print(f"golden model outputs against the input model's: RMS difference {error['rms']:.4g}, largest "
+                  f"{error['max_abs']:.4g}")
     console.print(f"compression {report['compression_ratio']:.1f}x against fp32; golden {metric} "
                   f"{report['scores']['golden']:.2f} % against {float_score:.2f} % for the input model "
                   f"({-report['loss_points']:+.2f} points, budget {choice['budget_points']:g})")

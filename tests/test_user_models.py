@@ -76,7 +76,8 @@ def test_a_pruned_model_keeps_exactly_its_mask_by_default(pruned_mlp, digits, tm
     assert [layer["input_density"] for layer in result.report["layers"]] == pytest.approx([0.1, 0.1, 0.1], abs=1e-3)
 
 
-@pytest.mark.parametrize("density", [0.05, 0.2], ids=["prune-further", "above-the-user-density"])
+@pytest.mark.parametrize("density", [0.05, 0.1, 0.2], ids=["prune-further", "the-user-density",
+                                                             "above-the-user-density"])
 def test_a_density_target_never_revives_or_encodes_a_pruned_weight(pruned_mlp, tmp_path, density):
     masks = masks_of(pruned_mlp)
     result = eie.compress_model(pruned_mlp, data="digits", pes=4, density=density, out=tmp_path / "img",
@@ -144,6 +145,8 @@ def test_regression_targets_are_supported(tmp_path):
                                 **FAST)
     assert result.report["data"]["task"] == "regression"
     assert result.report["data"]["metric"] == "R²"
+    error = result.report["golden_vs_input_model"]
+    assert error["mse_golden"] > 0 and error["mse_input_model"] > 0 and error["rms"] > 0
     assert result.golden(x[:3]).shape == (3, 2)
 
 
