@@ -68,7 +68,7 @@ class CompressOptions:
     index_bits : int
         ``r``: relative row index bits of the storage report (EIE: 4).
     densities : tuple of float, optional
-        Fraction of weights each layer keeps.
+        Fraction of weights each layer keeps; a single value applies to every layer.
     target_density : float, optional
         Without ``densities``: the fraction of all weights to keep, spread over the layers by
         sensitivity analysis (every layer gets the same worst-case drop). Without either, nothing is
@@ -293,9 +293,11 @@ def _choose_densities(spec: ModelSpec, start: nn.Module, data: Dataset, options:
                       sensitivity: SensitivityResult | None) -> tuple[list[float], SensitivityResult | None]:
     n_layers = len(spec.layers)
     if options.densities is not None:
+        if len(options.densities) == 1:
+            return list(options.densities) * n_layers, None
         _need(len(options.densities) == n_layers,
               f"{len(options.densities)} densities given but the model has {n_layers} layers; give one per "
-              f"layer")
+              f"layer, or one for all")
         return list(options.densities), None
     if sensitivity is None:
         sensitivity = sensitivity_analysis(start, data, budget=0.0, granularity=options.granularity,

@@ -158,7 +158,7 @@ def compress_model(model, data=None, *, calib=None, pes: int = 4, config: EIECon
     config : EIEConfig, optional
         The full hardware configuration.
     density : float or sequence of float, optional
-        Per-layer densities (one float applies to every layer).
+        Fraction of the weights each layer keeps (one value applies to every layer).
     target_density : float, optional
         Fraction of all weights to keep, spread over the layers by sensitivity.
     budget : float
@@ -196,14 +196,8 @@ def compress_model(model, data=None, *, calib=None, pes: int = 4, config: EIECon
         raise TypeError(f"compress_model() got unknown option(s) {', '.join(unknown)}; known: "
                         f"{', '.join(sorted(known | {'balance'}))}")
     balance = options.pop("balance", False)
-    if density is not None and not isinstance(density, str):
-        n_layers = None
-        density = tuple(density) if np.ndim(density) else density
-        if not isinstance(density, tuple):
-            from eie.compress.model_io import load_model, read_model
-            spec = read_model(load_model(model, arch=arch) if isinstance(model, str | Path) else model)
-            n_layers = len(spec.layers)
-            density = (float(density),) * n_layers
+    if density is not None:
+        density = (float(density),) if np.ndim(density) == 0 else tuple(float(d) for d in density)
     opts = CompressOptions(weight_bits=config.weight_bits, index_bits=config.index_bits,
                            densities=density, target_density=target_density,
                            balance_pes=config.n_pe if balance else None, seed=seed, **options)

@@ -146,8 +146,8 @@ def main():
               help="Override the task inferred from the data (int labels: classification; float targets: "
                    "regression; none: agreement).")
 @click.option("--density", "densities", default=None,
-              help="Per-layer densities, comma separated (e.g. 0.1,0.1,0.5). Default: the highest compression "
-                   "within --budget.")
+              help="Per-layer densities, comma separated (e.g. 0.1,0.1,0.5; one value for every layer). "
+                   "Default: the highest compression within --budget.")
 @click.option("--target-density", type=float, default=None,
               help="Overall fraction of weights to keep, spread over the layers by sensitivity analysis.")
 @click.option("--budget", type=float, default=0.5, show_default=True,
@@ -252,12 +252,24 @@ def rtl(images_dir, out, name, **kw):
     click.echo(f"wrote {path} ({config.n_pe} PEs, configuration {config.config_hash()})")
 
 
-def _rtl_run(images_dir, input_file, raw, queue_depth, log):
+def _rtl_command(images_dir, input_file, raw, queue_depth, as_json, out_file=None) -> None:
+    """``eie sim`` and ``eie verify``: golden model and RTL on the same inputs; exit 1 unless bit-exact."""
     from eie import flow
+    from eie.report import print_rtl_report, rtl_report, to_json
     from eie.spec.image import load_images
+    out_console, log = _consoles(as_json)
     images = load_images(images_dir)
     x = _inputs(images, input_file, raw, log)
-    return images, flow.run_rtl(images, x.x_int, queue_depth=queue_depth)
+    run = flow.run_rtl(images, x.x_int, queue_depth=queue_depth)
+    report = rtl_report(images, run)
+    if out_file is not None:
+        save_array_atomic(out_file, _outputs(images, run.outputs, raw))
+    if as_json:
+        click.echo(to_json(report))
+    else:
+        print_rtl_report(report, out_console)
+    if not run.bit_exact:
+        sys.exit(1)
 
 
 @main.command()
@@ -269,18 +281,8 @@ def _rtl_run(images_dir, input_file, raw, queue_depth, log):
 @json_option
 @friendly
 def sim(images_dir, input_file, out_file, raw, queue_depth, as_json):
-    """Run the generated RTL on Verilator (cocotb) and print cycles per input."""
-    from eie.report import print_rtl_report, rtl_report, to_json
-    out_console, log = _consoles(as_json)
-    images, run = _rtl_run(images_dir, input_file, raw, queue_depth, log)
-    report = rtl_report(images, run)
-    save_array_atomic(out_file, _outputs(images, run.outputs, raw))
-    if as_json:
-        click.echo(to_json(report))
-    else:
-        print_rtl_report(report, out_console)
-    if not run.bit_exact:
-        sys.exit(1)
+    """Run the generated RTL on Verilator (cocotb), write its outputs and print cycles per input."""
+    _rtl_command(images_dir, input_file, raw, queue_depth, as_json, out_file)
 
 
 @main.command()
@@ -292,16 +294,7 @@ def sim(images_dir, input_file, out_file, raw, queue_depth, as_json):
 @friendly
 def verify(images_dir, input_file, raw, queue_depth, as_json):
     """Run the golden model and the RTL on the same inputs and compare them bit for bit (exit 1 if not)."""
-    from eie.report import print_rtl_report, rtl_report, to_json
-    out_console, log = _consoles(as_json)
-    images, run = _rtl_run(images_dir, input_file, raw, queue_depth, log)
-    report = rtl_report(images, run)
-    if as_json:
-        click.echo(to_json(report))
-    else:
-        print_rtl_report(report, out_console)
-    if not run.bit_exact:
-        sys.exit(1)
+    _rtl_command(images_dir, input_file, raw, queue_depth, as_json)
 
 
 @main.command()

@@ -105,7 +105,8 @@ def test_model_that_does_not_fit_the_srams_names_the_numbers(tmp_path, small_mod
 
 @pytest.mark.parametrize("args, message", [
     (["--pes", "0"], r"Error: n_pe must be in 1\.\.256, not 0"),
-    (["--density", "0.1"], r"Error: 1 densities given but the model has 2 layers; give one per layer"),
+    (["--density", "0.1,0.2,0.3"], r"Error: 3 densities given but the model has 2 layers; give one per layer, or one "
+                                   r"for all"),
     (["--density", "abc"], r"Error: --density takes comma-separated fractions"),
     (["--ptr-depth", "7"], r"Error: ptr_depth must be even"),
 ])
