@@ -1,0 +1,179 @@
+"""Fitting the PE array to an FPGA: block RAMs, multipliers and LUTs a configuration needs.
+
+:func:`memories` lists every memory of :class:`~eie.hw.accelerator.EIEAccelerator` for a
+configuration, :func:`bram_blocks` maps one to the device's block RAMs the way Yosys'
+``memory_libmap`` does for a simple dual-port memory (the cheapest aspect ratio; memories of at most
+:data:`LUTRAM_BITS` bits go to distributed RAM), :func:`lut_estimate` predicts the LUT count from a
+linear model fitted to the project's own synthesis sweep (``make synth-sweep``), and :func:`plan`
+compares all of it with a :class:`~eie.hw.boards.Device`.
+
+:func:`size_for_device` chooses a configuration for a device: the largest PE count whose array fits,
+then the deepest memories the block RAMs allow. The utilisation report of a real build is the final
+word (``eie build`` checks it); this model chooses what to build.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eie.hw.boards import Device
+from eie.spec.config import EIEConfig
+from eie.spec.errors import FitError
+
+__all__ = ["LUTRAM_BITS", "Memory", "Plan", "memories", "bram_blocks", "lut_estimate", "plan", "size_for_device"]
+
+#: Memories this small (bits) are mapped to distributed RAM, not block RAM.
+LUTRAM_BITS = 1024
+
+#: (depth, width) aspect ratios of one block RAM in simple dual-port mode.
+ASPECTS = {
+    "ecp5": ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)),
+    "ice40": ((2048, 2), (1024, 4), (512, 8), (256, 16)),
+}
+
+#: LUT4 per PE and for the shared control, fitted to ``make synth-sweep`` (Yosys synth_ecp5 of the
+#: accelerator at 1, 2, 4, 8 and 16 PEs, default widths, memories in block RAM).
+LUT_PER_PE = 1400
+LUT_BASE = 600
+#: The host link (UART, framing, CRC) and the board top.
+LUT_HOST_LINK = 600
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One memory of the array: ``copies`` instances of ``depth`` words of ``width`` bits."""
+
+    name: str
+    depth: int
+    width: int
+    copies: int
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a configuration needs on a device, per resource: ``{name: (needed, available)}``."""
+
+    config: EIEConfig
+    device: Device
+    needs: dict
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{name} needs {need:,} but the device has {have:,}" for name, (need, have) in self.needs.items()
+                if need > have]
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+    def check(self) -> None:
+        """Raise :class:`FitError` naming every resource that does not fit, with the numbers."""
+        if self.problems:
+            raise FitError(f"{self.config.n_pe} PEs do not fit the device: " + "; ".join(self.problems)
+                           + "; use fewer PEs or shallower memories (eie compress --board chooses them)")
+
+
+def memories(config: EIEConfig) -> list[Memory]:
+    """Every memory of the accelerator for ``config`` (FIFOs of a few entries are left out)."""
+    c = config
+    return [
+        Memory("sparse matrix", c.mat_depth, c.word_bits, c.n_pe),
+        Memory("pointers (even and odd banks)", c.ptr_depth // 2, c.ptr_bits, 2 * c.n_pe),
+        Memory("biases", c.bias_depth, c.acc_bits, c.n_pe),
+        Memory("activation register files", c.max_rows_per_pe, c.act_bits, 2 * c.n_pe),
+        Memory("accumulators", c.max_rows_per_pe, c.acc_bits, c.n_pe),
+        Memory("codebooks", c.max_layers * c.codebook_size, c.act_bits, 1),
+    ]
+
+
+def bram_blocks(depth: int, width: int, family: str) -> int:
+    """Block RAMs one ``depth`` × ``width`` memory takes (0 when it goes to distributed RAM)."""
+    if depth * width <= LUTRAM_BITS:
+        return 0
+    return min(-(-depth // d) * -(-width // w) for d, w in ASPECTS[family])
+
+
+def lut_estimate(config: EIEConfig, *, host_link: bool = True) -> int:
+    """Predicted LUT4 of the array for ``config`` (plus the host link and board top)."""
+    return LUT_BASE + LUT_PER_PE * config.n_pe + (LUT_HOST_LINK if host_link else 0)
+
+
+def plan(config: EIEConfig, device: Device) -> Plan:
+    """The resources ``config`` needs on ``device``, next to what it has."""
+    brams = sum(bram_blocks(m.depth, m.width, device.family) * m.copies for m in memories(config))
+    luts = int(device.lut4 * device.utilisation)
+    return Plan(config, device, {"block RAM": (brams, device.bram), "multipliers": (config.n_pe, device.dsp),
+                                 "LUT4": (lut_estimate(config), luts)})
+
+
+def _deepest(width: int, blocks: int, family: str) -> int:
+    """The deepest memory of ``width`` bits that ``blocks`` block RAMs hold (0 if none)."""
+    return max((d * (blocks // -(-width // w)) for d, w in ASPECTS[family]), default=0)
+
+
+def size_for_device(device: Device, *, base: EIEConfig | None = None, n_pe: int | None = None,
+                    shape: list[tuple[int, int]] | None = None) -> EIEConfig:
+    """The configuration that uses ``device`` best: the most PEs, then the deepest sparse-matrix memory.
+
+    Widths and the queue depth come from ``base``. The small per-PE memories (pointers, biases,
+    register files, accumulators) are sized exactly for a network of layer ``shape``
+    (``[(n_in, n_out), ...]``) when it is given, else each gets the blocks its width needs at
+    least; every memory is then as deep as its blocks hold. The sparse-matrix memory takes the block
+    RAMs left. With ``n_pe`` given, only that PE count is tried.
+
+    Raises
+    ------
+    FitError
+        Not even one PE fits (the message names the resources and the numbers).
+    """
+    base = base or EIEConfig()
+    candidates = [n_pe] if n_pe is not None else range(min(256, device.dsp, device.bram), 0, -1)
+    last = None
+    for n in candidates:
+        config = _sized(device, base, n, shape)
+        last = plan(config, device) if config is not None else last
+        if config is not None and last.fits:
+            return config
+    if last is None:
+        raise FitError(f"no PE count leaves block RAM for the sparse matrix on this device ({device.bram} block "
+                       f"RAMs); a smaller network or a larger device is needed")
+    last.check()
+    raise AssertionError("unreachable")
+
+
+def _fill(depth: int, width: int, family: str) -> int:
+    """``depth`` rounded up to what the block RAMs it takes hold anyway."""
+    blocks = bram_blocks(depth, width, family)
+    return max(depth, _deepest(width, blocks, family)) if blocks else depth
+
+
+def _sized(device: Device, base: EIEConfig, n: int, shape) -> EIEConfig | None:
+    family = device.family
+
+    def one_set(width: int) -> int:
+        return _deepest(width, min(-(-width // w) for _, w in ASPECTS[family]), family)
+
+    if shape:
+        rows = max(-(-max(n_in, n_out) // n) for n_in, n_out in shape)
+        bias = sum(-(-n_out // n) for _, n_out in shape)
+        ptrs = sum(n_in + 1 for n_in, _ in shape)
+        layers = max(base.max_layers, len(shape))
+    else:
+        rows, bias, ptrs, layers = one_set(base.acc_bits), one_set(base.acc_bits), 2 * one_set(base.ptr_bits), \
+            base.max_layers
+    rows = _fill(rows, base.acc_bits, family)
+    bias = _fill(bias, base.acc_bits, family)
+    ptr = 2 * _fill(-(-ptrs // 2), base.ptr_bits, family)
+    fixed = base.replace(n_pe=n, mat_depth=1, max_rows_per_pe=rows, bias_depth=bias, ptr_depth=ptr,
+                         max_layers=layers)
+    used = sum(bram_blocks(m.depth, m.width, family) * m.copies for m in memories(fixed)
+               if m.name != "sparse matrix")
+    mat = _deepest(base.word_bits, (device.bram - used) // n, family)
+    if mat < 1:
+        return None
+    ptr_bits = max(base.ptr_bits, (mat * base.entries_per_word).bit_length())
+    return fixed.replace(mat_depth=mat, ptr_bits=ptr_bits)
