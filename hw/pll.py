@@ -118,6 +118,10 @@ class PLL(Elaboratable):
     ----------
     setting : PllParams
 
+    pad : amaranth.lib.io.PortLike, optional
+        iCE40: the oscillator's pin, when it is the PLL's dedicated pad (the iCEBreaker's 12 MHz pin
+        35 is): the PLL is then an ``SB_PLL40_PAD`` fed straight from the pin, and ``clk_in`` is unused.
+
     Attributes
     ----------
     clk_in : Signal, in
@@ -128,10 +132,13 @@ class PLL(Elaboratable):
         High while the PLL is locked (asynchronous to ``clk_out``; synchronise before use).
     """
 
-    def __init__(self, setting: PllParams):
+    def __init__(self, setting: PllParams, *, pad=None):
         if not isinstance(setting, PllParams):
             raise TypeError(f"setting must be PllParams, not {type(setting).__name__}")
+        if pad is not None and setting.family != "ice40":
+            raise ValueError("only the iCE40 PLL takes its reference from a pad")
         self.setting = setting
+        self.pad = pad
         self.clk_in = Signal()
         self.clk_out = Signal()
         self.locked = Signal()
@@ -155,12 +162,13 @@ class PLL(Elaboratable):
                 i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
                 i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=self.locked)
         elif s.family == "ice40":
-            m.submodules.pll = Instance(
-                "SB_PLL40_CORE",
-                p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"],
-                p_FILTER_RANGE=p["FILTER_RANGE"],
-                i_REFERENCECLK=self.clk_in, i_RESETB=1, i_BYPASS=0, o_PLLOUTGLOBAL=self.clk_out,
-                o_LOCK=self.locked)
+            common = dict(p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"],
+                          p_FILTER_RANGE=p["FILTER_RANGE"], i_RESETB=1, i_BYPASS=0, o_PLLOUTGLOBAL=self.clk_out,
+                          o_LOCK=self.locked)
+            if self.pad is not None:
+                m.submodules.pll = Instance("SB_PLL40_PAD", i_PACKAGEPIN=self.pad.io, **common)
+            else:
+                m.submodules.pll = Instance("SB_PLL40_CORE", i_REFERENCECLK=self.clk_in, **common)
         else:
             raise ValueError(f"unknown PLL family {s.family!r}")
         return m
