@@ -167,12 +167,14 @@ def main():
 @click.option("--retrain-epochs", type=int, default=None, help="Retraining epochs after each pruning step.")
 @click.option("--finetune-epochs", type=int, default=None, help="Centroid fine-tuning epochs (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--board", help="Size the array for this board (constraints/NAME.toml): the most PEs and the deepest "
+                              "memories that fit; hardware options give the widths.")
 @json_option
 @hw_options
 @friendly
 def compress(model, out, arch, data_file, calib_file, task, densities, target_density, budget, allow_loss,
              keep_sparsity, granularity, block, balance, kmeans_init, dsd, prune_steps, retrain_epochs,
-             finetune_epochs, seed, as_json, **kw):
+             finetune_epochs, seed, board, as_json, **kw):
     """Prune, share weights and emit the SRAM images of MODEL (a saved nn.Module, a state_dict with
     --arch, or TorchScript), with a report.json beside them."""
     from eie import flow
@@ -186,11 +188,12 @@ def compress(model, out, arch, data_file, calib_file, task, densities, target_de
     with rich_progress(log) as progress:
         outcome = flow.compress(model, data_file, calib_file, config=config, options=options, out=out,
                                 budget=budget, allow_loss=allow_loss, keep_sparsity=keep_sparsity, task=task,
-                                arch=arch, log=log.print, progress=progress)
+                                arch=arch, board=board, log=log.print, progress=progress)
     if as_json:
         click.echo(to_json(outcome.report))
         return
     print_compress_report(outcome.report, out_console)
+    config = outcome.images.config
     out_console.print(f"images: {outcome.path} ({config.n_pe} PEs, configuration {config.config_hash()}); "
                       f"report: {outcome.path / 'report.json'}")
 
@@ -315,6 +318,47 @@ def synth(out, **kw):
     for k, v in sorted(cells.items()):
         table.add_row(k, str(v))
     make_console().print(table)
+
+
+@main.command()
+@click.option("--board", required=True, help="Board name: a file of constraints/ (ulx3s-85f, icebreaker, ...).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False),
+              help="Bake these images into the memories (their configuration is used); without them the device "
+                   "loads images at run time (eie run).")
+@click.option("--freq", type=float, default=None, help="Clock in MHz made by the PLL (default: the board's target).")
+@click.option("--baud", type=int, default=None, help="Host link rate (default: the board's).")
+@click.option("--allow-timing-fail", is_flag=True, help="Keep a bitstream whose clock misses --freq.")
+@click.option("--seed", type=int, default=1, show_default=True, help="nextpnr placement seed.")
+@json_option
+@hw_options
+@friendly
+def build(board, out, images_dir, freq, baud, allow_timing_fail, seed, as_json, **kw):
+    """Build a bitstream for a board with Yosys and nextpnr (YoWASP): Fmax, critical path, utilisation."""
+    from eie import build as fpga
+    from eie.hw.boards import load_board
+    from eie.hw.fit import size_for_device
+    from eie.report import to_json
+    out_console, log = _consoles(as_json)
+    images = None
+    overrides = {f: kw[f] for _, f, _ in _HW_OPTIONS if kw.get(f) is not None}
+    if images_dir:
+        from eie.spec.image import load_images
+        images = load_images(images_dir)
+        config = config_from_options(kw, base=images.config)
+    elif overrides.keys() - {"n_pe"} or kw.get("config_file"):
+        config = config_from_options(kw)
+    else:
+        device = load_board(board).device
+        kw.clear()
+        config = size_for_device(device, n_pe=overrides.get("n_pe"))
+    result = fpga.build(board, out=out, config=config, images=images, freq_mhz=freq, baud=baud,
+                        allow_timing_fail=allow_timing_fail, seed=seed, log=log.print)
+    if as_json:
+        click.echo(to_json(result.report))
+    else:
+        out_console.print((result.out / "build.txt").read_text().rstrip())
+        out_console.print(f"bitstream: {result.bitstream}")
 
 
 @main.command()

@@ -284,7 +284,7 @@ def _describe_target(targets, i) -> str:
 
 def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, out=None,
              budget: float = DEFAULT_BUDGET, allow_loss: bool = False, keep_sparsity: bool | None = None,
-             task: str | None = None, arch: str | None = None, log: Log = _quiet,
+             task: str | None = None, arch: str | None = None, board: str | None = None, log: Log = _quiet,
              progress=None) -> CompressOutcome:
     """Compress ``model`` for ``config`` and write its images (see the module docstring).
 
@@ -312,6 +312,10 @@ def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, o
         Overrides the task inferred from the data (see :mod:`eie.compress.task`).
     arch : str, optional
         ``module:Class`` or ``FILE.py:Class`` for state dicts and classes defined in ``__main__``.
+    board : str, optional
+        Size the configuration for this board's device (``constraints/NAME.toml``): the most PEs,
+        small memories fitted to the model's layers and the deepest sparse-matrix memory the block RAMs
+        allow; ``config`` gives the widths.
     log : callable
         Receives one line of progress at a time.
     progress : callable, optional
@@ -339,6 +343,16 @@ def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, o
     spec = model if isinstance(model, ModelSpec) else read_model(model)
     for note in spec.notes:
         log(f"model: {note}")
+    if board is not None:
+        from eie.hw.boards import load_board
+        from eie.hw.fit import plan, size_for_device
+        device = load_board(board).device
+        config = size_for_device(device, base=config, shape=[(l.n_in, l.n_out) for l in spec.layers])
+        needs = plan(config, device).needs
+        log(f"board {board}: {config.n_pe} PEs, {config.mat_depth} sparse-matrix words per PE; needs "
+            + ", ".join(f"{k} {v[0]:,} of {v[1]:,}" for k, v in needs.items()))
+        options = replace(options, weight_bits=config.weight_bits, index_bits=config.index_bits,
+                          balance_pes=config.n_pe if options.balance_pes is not None else None)
     prepared = prepare_data(data, calib, teacher=specs_to_module(spec.layers), n_in=spec.n_in, n_out=spec.n_out,
                             flatten=spec.flatten, task=task, seed=options.seed)
     log(f"data: {prepared.description}")
