@@ -1,4 +1,5 @@
-"""Verilog generation for :class:`~eie.hw.accelerator.EIEAccelerator`."""
+"""Verilog generation for :class:`~eie.hw.accelerator.EIEAccelerator` and
+:class:`~eie.hw.ese_accelerator.ESEAccelerator`."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from amaranth.back import verilog
 
 from eie.hw.accelerator import EIEAccelerator
 from eie.spec.config import EIEConfig
+from eie.spec.ese import ESEConfig
 
 __all__ = ["generate_verilog"]
 
 
 def generate_verilog(config: EIEConfig, images=None, name: str = "eie_top") -> str:
-    """Verilog of the accelerator for ``config`` (memories initialised from ``images`` if given).
+    """Verilog of the accelerator for ``config`` (memories initialised from ``images`` if given): the
+    EIE array, or the ESE array for an :class:`~eie.spec.ese.ESEConfig`.
 
     Deterministic: the same configuration and images give byte-identical text on any machine
     (source-location attributes, which would embed the checkout path, are left out).
@@ -25,5 +28,8 @@ def generate_verilog(config: EIEConfig, images=None, name: str = "eie_top") -> s
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Verilog identifier, not {name!r}")
+    if isinstance(config, ESEConfig):       # an ESE array (LSTM images)
+        from eie.hw.ese_accelerator import ESEAccelerator
+        return verilog.convert(ESEAccelerator(config=config, images=images), name=name, emit_src=False)
     top = EIEAccelerator(config=config, images=images)
     return verilog.convert(top, name=name, emit_src=False)

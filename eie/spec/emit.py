@@ -21,7 +21,8 @@ from eie.spec.errors import FitError
 from eie.spec.image import FORMAT, VERSION, encode_layer, format_hex, load_images, pack_entries
 from eie.spec.network import QuantizedNetwork, check_fits
 
-__all__ = ["build_images", "write_images", "write_image_files", "fit_config", "FitError"]
+__all__ = ["build_images", "write_images", "write_image_files", "fit_config", "encode_memories",
+           "manifest_files", "FitError"]
 
 
 def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats=None, reference=None):
@@ -36,6 +37,36 @@ def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats
         available per memory and what to change.
     """
     check_fits(net, config)
+    files, layer_table = encode_memories(net.layers, config)
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": config.to_dict(),
+        "config_hash": config.config_hash(),
+        "input_frac_bits": int(net.input_frac_bits),
+        "layers": layer_table,
+        "files": manifest_files(files),
+        "source": source or {},
+        "stats": stats or {},
+        "reference": reference or {},
+    }
+    out = {name: data for name, (data, _, _) in files.items()}
+    out["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return out
+
+
+def encode_memories(layers, config: EIEConfig):
+    """Lay ``layers`` (:class:`~eie.spec.network.QuantizedLayer`, in layer-table order) out over the PEs.
+
+    Returns ``(files, layer_table)``: ``{file name: (hex bytes, width, depth)}`` of the codebook and of
+    every PE's pointer, sparse-matrix and bias memories, and the manifest's layer table. The layers
+    need not chain (the LSTM's gate and head layers do not).
+
+    Raises
+    ------
+    FitError
+        The layers need more SRAM than a PE has.
+    """
     n = config.n_pe
     entries_v = [[] for _ in range(n)]
     entries_z = [[] for _ in range(n)]
@@ -44,7 +75,7 @@ def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats
     offset = np.zeros(n, dtype=np.int64)
     layer_table = []
     ptr_base = bias_base = 0
-    for layer in net.layers:
+    for layer in layers:
         enc = encode_layer(layer.index, config)
         stride = config.rows_per_pe(layer.n_out)
         for p, e in enumerate(enc):
@@ -70,7 +101,7 @@ def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats
     _check_capacity(config, int(offset.max()), ptr_base, bias_base, offset)
 
     files = {}
-    cb = np.concatenate([np.asarray(layer.codebook, dtype=np.int64) for layer in net.layers])
+    cb = np.concatenate([np.asarray(layer.codebook, dtype=np.int64) for layer in layers])
     files["codebook.hex"] = (format_hex(cb, config.act_bits), config.act_bits, cb.size)
     for p in range(n):
         ptr = np.concatenate(ptrs[p])
@@ -79,23 +110,13 @@ def build_images(net: QuantizedNetwork, config: EIEConfig, *, source=None, stats
         files[f"pe{p:03d}.ptr.hex"] = (format_hex(ptr, config.ptr_bits), config.ptr_bits, ptr.size)
         files[f"pe{p:03d}.mat.hex"] = (format_hex(words, config.word_bits), config.word_bits, len(words))
         files[f"pe{p:03d}.bias.hex"] = (format_hex(bias, config.acc_bits), config.acc_bits, bias.size)
+    return files, layer_table
 
-    manifest = {
-        "format": FORMAT,
-        "version": VERSION,
-        "config": config.to_dict(),
-        "config_hash": config.config_hash(),
-        "input_frac_bits": int(net.input_frac_bits),
-        "layers": layer_table,
-        "files": {name: {"width": w, "depth": int(d), "sha256": hashlib.sha256(data).hexdigest()}
-                  for name, (data, w, d) in files.items()},
-        "source": source or {},
-        "stats": stats or {},
-        "reference": reference or {},
-    }
-    out = {name: data for name, (data, _, _) in files.items()}
-    out["manifest.json"] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    return out
+
+def manifest_files(files: dict) -> dict:
+    """The manifest's ``files`` section: width, depth and SHA-256 of every hex file."""
+    return {name: {"width": w, "depth": int(d), "sha256": hashlib.sha256(data).hexdigest()}
+            for name, (data, w, d) in files.items()}
 
 
 def fit_config(net: QuantizedNetwork, config: EIEConfig) -> EIEConfig:
@@ -144,7 +165,8 @@ def write_images(net: QuantizedNetwork, config: EIEConfig, out_dir, *, source=No
     return write_image_files(contents, config, out_dir, extra=extra)
 
 
-def write_image_files(contents: dict, config: EIEConfig, out_dir, *, extra: dict | None = None) -> Path:
+def write_image_files(contents: dict, config: EIEConfig, out_dir, *, extra: dict | None = None,
+                      loader=None) -> Path:
     """Write the files of :func:`build_images` to the image directory ``out_dir`` atomically.
 
     The files are written to a temporary sibling directory, verified with
@@ -152,7 +174,8 @@ def write_image_files(contents: dict, config: EIEConfig, out_dir, *, extra: dict
     directory appears at ``out_dir`` or nothing changes there. An existing image directory at
     ``out_dir`` is replaced; any other existing path is refused. ``extra`` files
     (``{name: bytes}``, e.g. ``report.json``) are written beside the images; they are not part of
-    the image contract and the manifest does not list them.
+    the image contract and the manifest does not list them. ``loader`` verifies the written files
+    (default :func:`eie.spec.image.load_images`; the LSTM images pass their own).
     """
     out = Path(out_dir)
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / "manifest.json").is_file())):
@@ -167,7 +190,7 @@ def write_image_files(contents: dict, config: EIEConfig, out_dir, *, extra: dict
         for name, data in sorted({**contents, **(extra or {})}.items()):
             (tmp / name).write_bytes(data)
         os.chmod(tmp, 0o755)
-        load_images(tmp, expect_config=config)
+        (loader or load_images)(tmp, expect_config=config)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
             os.replace(out, old / "images")

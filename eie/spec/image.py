@@ -339,27 +339,61 @@ def images_from_bytes(contents: dict, *, expect_config: EIEConfig | None = None)
 
 
 def _load(read, expect_config: EIEConfig | None, path: Path | None) -> Images:
+    manifest = _read_manifest(read, FORMAT, VERSION)
+    config = _manifest_config(read, manifest, EIEConfig, expect_config)
+    layers, ptr_base, bias_base = _layer_table(manifest, config, chained=True)
+    try:
+        input_frac_bits = int(manifest["input_frac_bits"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ImageError(f"manifest.json: missing or malformed field {e}") from None
+    images = Images(config=config, layers=tuple(layers), input_frac_bits=input_frac_bits,
+                    **_read_memories(read, manifest, config, len(layers), ptr_base, bias_base),
+                    manifest=manifest, path=path)
+    for l in range(len(layers)):
+        decode_layer(images, l)  # validates pointers and rows
+    return images
+
+
+#: Image formats of the family, and the array each one runs on (for the message that refuses one).
+FAMILY = {"eie-images": "the EIE array (an MLP)", "ese-images": "the ESE array (an LSTM)"}
+
+
+def _read_manifest(read, format_name: str, version: int) -> dict:
+    """The parsed manifest, refused unless it is ``format_name`` at ``version``."""
     root = read
     try:
         manifest = json.loads(read("manifest.json").decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ImageError(f"manifest.json in {root} is not valid JSON: {e}") from None
-    _need(isinstance(manifest, dict) and manifest.get("format") == FORMAT,
-          f"manifest.json in {root} is not an {FORMAT} manifest")
-    _need(manifest.get("version") == VERSION,
-          f"manifest.json has format version {manifest.get('version')}, this tool reads {VERSION}")
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    if found in FAMILY and found != format_name:
+        raise ImageError(f"the images in {root} are {found} for {FAMILY[found]}, not {format_name} for "
+                         f"{FAMILY[format_name]}; run them on {FAMILY[found]}")
+    _need(found == format_name, f"manifest.json in {root} is not an {format_name} manifest")
+    _need(manifest.get("version") == version,
+          f"manifest.json has format version {manifest.get('version')}, this tool reads {version}")
+    return manifest
+
+
+def _manifest_config(read, manifest: dict, config_cls, expect_config):
+    """The manifest's configuration (checked against its hash and against ``expect_config``)."""
     try:
-        config = EIEConfig.from_dict(manifest.get("config"))
+        config = config_cls.from_dict(manifest.get("config"))
     except (ConfigError, TypeError) as e:
         raise ImageError(f"manifest.json: bad hardware configuration: {e}") from None
     _need(manifest.get("config_hash") == config.config_hash(),
           f"manifest.json: config_hash {manifest.get('config_hash')} does not match its "
           f"configuration ({config.config_hash()}); the manifest was edited")
     if expect_config is not None and expect_config.config_hash() != config.config_hash():
-        raise ImageError(f"images in {root} were made for configuration {config.config_hash()} "
+        raise ImageError(f"images in {read} were made for configuration {config.config_hash()} "
                          f"but the hardware is {expect_config.config_hash()}; re-run eie compress "
                          f"with this hardware configuration")
+    return config
 
+
+def _layer_table(manifest: dict, config: EIEConfig, *, chained: bool):
+    """``(layers, pointer words, bias words)`` of the manifest's layer table, checked; with ``chained``
+    every layer takes the previous one's outputs."""
     layers = []
     ptr_base = bias_base = 0
     prev_out = None
@@ -367,7 +401,7 @@ def _load(read, expect_config: EIEConfig | None, path: Path | None) -> Images:
         for l, d in enumerate(manifest["layers"]):
             info = LayerInfo(**{k: d[k] for k in LayerInfo.__dataclass_fields__ if k in d})
             _need(info.n_in >= 1 and info.n_out >= 1, f"manifest.json: layer {l} has an empty shape")
-            _need(prev_out is None or info.n_in == prev_out,
+            _need(not chained or prev_out is None or info.n_in == prev_out,
                   f"manifest.json: layer {l} takes {info.n_in} inputs but layer {l - 1} gives {prev_out}")
             _need(info.ptr_base == ptr_base and info.bias_base == bias_base,
                   f"manifest.json: layer {l} bases ({info.ptr_base}, {info.bias_base}) differ from "
@@ -378,17 +412,25 @@ def _load(read, expect_config: EIEConfig | None, path: Path | None) -> Images:
             prev_out = info.n_out
             ptr_base += info.n_in + 1
             bias_base += config.rows_per_pe(info.n_out)
-        input_frac_bits = int(manifest["input_frac_bits"])
-        files = manifest["files"]
     except (KeyError, TypeError) as e:
         raise ImageError(f"manifest.json: missing or malformed field {e}") from None
     _need(1 <= len(layers) <= config.max_layers,
           f"manifest.json: {len(layers)} layers, the configuration holds 1..{config.max_layers}")
+    return layers, ptr_base, bias_base
 
-    n_cb = len(layers) * config.codebook_size
+
+def _read_memories(read, manifest: dict, config: EIEConfig, n_layers: int, ptr_base: int,
+                   bias_base: int) -> dict:
+    """The codebooks and every PE's pointer, sparse-matrix and bias words, checked against the
+    manifest's checksums and the layer table."""
+    try:
+        files = manifest["files"]
+    except (KeyError, TypeError) as e:
+        raise ImageError(f"manifest.json: missing or malformed field {e}") from None
+    n_cb = n_layers * config.codebook_size
     cb = _read_file(read, files, "codebook.hex", config.act_bits, signed=True)
-    _need(len(cb) == n_cb, f"codebook.hex: {len(cb)} entries, {len(layers)} layers need {n_cb}")
-    codebook = np.array(cb, dtype=np.int64).reshape(len(layers), config.codebook_size)
+    _need(len(cb) == n_cb, f"codebook.hex: {len(cb)} entries, {n_layers} layers need {n_cb}")
+    codebook = np.array(cb, dtype=np.int64).reshape(n_layers, config.codebook_size)
     _need(np.all(codebook[:, 0] == 0), "codebook.hex: entry 0 of every layer must be 0")
     ptr, mat, bias = [], [], []
     for p in range(config.n_pe):
@@ -404,8 +446,4 @@ def _load(read, expect_config: EIEConfig | None, path: Path | None) -> Images:
         _need(len(mat[p]) <= config.mat_depth and ptr_base <= config.ptr_depth
               and bias_base <= config.bias_depth,
               f"PE {p}: images exceed the configured SRAM depths")
-    images = Images(config=config, layers=tuple(layers), input_frac_bits=input_frac_bits,
-                    codebook=codebook, ptr=ptr, mat=mat, bias=bias, manifest=manifest, path=path)
-    for l in range(len(layers)):
-        decode_layer(images, l)  # validates pointers and rows
-    return images
+    return {"codebook": codebook, "ptr": ptr, "mat": mat, "bias": bias}
