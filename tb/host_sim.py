@@ -1,0 +1,88 @@
+"""The host-link top on Verilator: cached Verilog and builds, and the cocotb runs of ``tb/test_host_link.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from eie.tb.runner import Build, _hw_source_digest, _sha, build_root, build_verilog, run_cocotb
+
+__all__ = ["host_top_verilog", "build_host_top", "run_host_link", "TEST_MODULE", "TOPLEVEL"]
+
+TEST_MODULE = "eie.tb.test_host_link"
+TOPLEVEL = "host_top"
+
+
+def host_top_verilog(config, *, images=None, divisor: int, timeout: int) -> str:
+    """Verilog of :class:`~eie.hw.host_link.HostLinkTop` (cached by configuration, images, divisor,
+    timeout and the source of ``hw/``)."""
+    from eie.hw.link_map import image_id
+    key = _sha(json.dumps(config.to_dict(), sort_keys=True), "" if images is None else image_id(images),
+               str(divisor), str(timeout), _hw_source_digest())[:20]
+    path = build_root().parent / "verilog" / f"{TOPLEVEL}-{key}.v"
+    if path.is_file():
+        return path.read_text()
+    from amaranth.back import verilog
+
+    from eie.hw.host_link import HostLinkTop
+    text = verilog.convert(HostLinkTop(config=config, images=images, divisor=divisor, timeout=timeout),
+                           name=TOPLEVEL, emit_src=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return text
+
+
+def build_host_top(config, *, images=None, divisor: int, timeout: int) -> Build:
+    return build_verilog(host_top_verilog(config, images=images, divisor=divisor, timeout=timeout), TOPLEVEL,
+                         config_hash=config.config_hash())
+
+
+def run_host_link(cases, testcase: str, *, divisor: int = 4, timeout: int = 2000, port_timeout: float = 5e-4,
+                  baked: bool = False, inject_fault: bool = False, load_frame: int = 1024) -> dict:
+    """Run one cocotb test of ``tb/test_host_link.py``.
+
+    Parameters
+    ----------
+    cases : list of (Images, x_int, expected)
+        Image sets (loaded from directories) with their inputs and golden outputs.
+    testcase : str
+        ``"end_to_end"`` or ``"protocol_errors"``.
+    divisor, timeout
+        The DUT's clocks per UART bit and inter-byte timeout in cycles.
+    port_timeout : float
+        The host client's read timeout, in simulated seconds.
+    baked : bool
+        Build the DUT with the first image set in its memories.
+
+    Returns
+    -------
+    dict
+        The test's figures (``EIE_REPORT``).
+    """
+    config = cases[0][0].config
+    build = build_host_top(config, images=cases[0][0] if baked else None, divisor=divisor, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="eie-host-") as tmp:
+        tmp = Path(tmp)
+        env = {"EIE_IMAGES": [], "EIE_INPUTS": [], "EIE_EXPECTED": []}
+        for k, (images, x, expected) in enumerate(cases):
+            np.save(tmp / f"x{k}.npy", np.asarray(x, dtype=np.int64))
+            np.save(tmp / f"y{k}.npy", np.asarray(expected, dtype=np.int64))
+            env["EIE_IMAGES"].append(str(Path(images.path).resolve()))
+            env["EIE_INPUTS"].append(str(tmp / f"x{k}.npy"))
+            env["EIE_EXPECTED"].append(str(tmp / f"y{k}.npy"))
+        env = {name: os.pathsep.join(paths) for name, paths in env.items()}
+        env.update({"EIE_DIVISOR": str(divisor), "EIE_PORT_TIMEOUT": repr(port_timeout),
+                    "EIE_BAKED": "1" if baked else "0", "EIE_INJECT_FAULT": "1" if inject_fault else "0",
+                    "EIE_REPORT": str(tmp / "report.json"), "EIE_LOAD_FRAME": str(load_frame)})
+        result = run_cocotb(build, TEST_MODULE, testcase, env)
+        report = json.loads((tmp / "report.json").read_text())
+    report["sim_seconds"] = round(result.seconds, 2)
+    report["build_seconds"] = round(build.seconds, 2)
+    return report
