@@ -361,6 +361,61 @@ def build(board, out, images_dir, freq, baud, allow_timing_fail, seed, as_json, 
         out_console.print(f"bitstream: {result.bitstream}")
 
 
+@main.command("run")
+@click.argument("images_dir", type=click.Path(file_okay=False))
+@click.option("--port", required=True, help="The board's serial port, e.g. /dev/ttyUSB0.")
+@click.option("--input", "input_file", required=True, type=click.Path(dir_okay=False),
+              help="Inputs (batch, n_in) .npy/.npz/.pt: floats, or raw integers with --raw.")
+@click.option("--raw", is_flag=True, help="Raw integer activations in and out instead of floats.")
+@click.option("--baud", type=int, default=3_000_000, show_default=True, help="Host link rate.")
+@click.option("--load/--no-load", "load", default=None,
+              help="Always (--load) or never (--no-load) load the images; default: unless the device holds them.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Write the device's outputs (.npy).")
+@click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds to wait for an answer.")
+@json_option
+@friendly
+def run_command(images_dir, port, input_file, raw, baud, load, out_file, timeout, as_json):
+    """Run inputs on a board through its serial link; check every output against the golden model (exit 1 if not
+    bit-exact)."""
+    from eie.host import Device, run_on_device
+    from eie.report import to_json
+    from eie.spec.image import load_images
+    out_console, log = _consoles(as_json)
+    images = load_images(images_dir)
+    x = _inputs(images, input_file, raw, log)
+    with Device.open(port, baud=baud, timeout=timeout) as device:
+        run = run_on_device(device, images, x.x_int, load=load)
+    if out_file is not None:
+        save_array_atomic(out_file, _outputs(images, run.outputs, raw))
+    bad = run.mismatches
+    report = {"config_hash": run.status.config_hash, "image_id": run.status.image_id, "writes": run.writes,
+              "inputs": x.batch, "outputs": _outputs(images, run.outputs, raw).tolist(),
+              "cycles": run.cycles.tolist(), "bit_exact": run.bit_exact, "mismatches": int(len(bad))}
+    if as_json:
+        click.echo(to_json(report))
+    else:
+        loaded = f"loaded now ({run.writes} writes)" if run.writes else "already on the device"
+        out_console.print(f"device: configuration {run.status.config_hash}, {run.status.n_pe} PEs; images "
+                          f"{loaded}")
+        shown = _outputs(images, run.outputs, raw)
+        for b in range(min(x.batch, 8)):
+            values = ", ".join(f"{v:g}" for v in shown[b])
+            out_console.print(f"input {b}: outputs [{values}], {run.cycles[b]} cycles")
+        if x.batch > 8:
+            out_console.print(f"... {x.batch - 8} more inputs")
+        out_console.print(f"cycles per input: mean {run.cycles.mean():.1f}, min {run.cycles.min()}, "
+                          f"max {run.cycles.max()}")
+        if run.bit_exact:
+            out_console.print(f"bit-exact: {x.batch} inputs, {run.outputs.size} outputs, device == golden model")
+        else:
+            b, row = bad[0]
+            out_console.print(f"MISMATCH: {len(bad)} of {run.outputs.size} outputs differ from the golden model; "
+                              f"first: input {b}, row {row}: device {run.outputs[b, row]}, golden "
+                              f"{run.golden[b, row]}")
+    if not run.bit_exact:
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--out", default="out/digits", show_default=True, type=click.Path(file_okay=False))
 @click.option("--rtl/--no-rtl", "with_rtl", default=True, help="Also run every test image through the RTL.")

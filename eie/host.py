@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,8 +38,8 @@ from eie.spec.protocol import (
     parse_header,
 )
 
-__all__ = ["LinkError", "LinkTimeout", "DeviceError", "Device", "DEFAULT_BAUD", "DEFAULT_TIMEOUT",
-           "LOAD_FRAME_BYTES", "describe_error"]
+__all__ = ["LinkError", "LinkTimeout", "DeviceError", "Device", "DeviceRun", "run_on_device", "DEFAULT_BAUD",
+           "DEFAULT_TIMEOUT", "LOAD_FRAME_BYTES", "describe_error"]
 
 DEFAULT_BAUD = 3_000_000
 DEFAULT_TIMEOUT = 2.0
@@ -335,3 +336,72 @@ class Device:
         ``(batch,)`` cycles."""
         results = [self.run(row) for row in np.asarray(x_int)]
         return np.stack([r[0] for r in results]), np.array([r[1] for r in results], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class DeviceRun:
+    """What :func:`run_on_device` measured.
+
+    Attributes
+    ----------
+    status : Status
+        The device before the run.
+    writes : int
+        ``cfg`` writes sent to load the images (0 when the device already held them).
+    outputs : numpy.ndarray
+        ``(batch, n_out)`` int64, as the device computed them.
+    cycles : numpy.ndarray
+        ``(batch,)`` compute cycles per input.
+    golden : numpy.ndarray
+        ``(batch, n_out)`` the golden model's outputs.
+    """
+
+    status: Status
+    writes: int
+    outputs: np.ndarray
+    cycles: np.ndarray
+    golden: np.ndarray
+
+    @property
+    def mismatches(self) -> np.ndarray:
+        """``(input, row)`` of every output that differs from the golden model."""
+        return np.argwhere(self.outputs != self.golden)
+
+    @property
+    def bit_exact(self) -> bool:
+        return not self.mismatches.size
+
+
+def run_on_device(device: Device, images, x_int, *, load: bool | None = None) -> DeviceRun:
+    """Load ``images`` when needed, run every row of ``x_int`` and compare with the golden model.
+
+    Parameters
+    ----------
+    load : bool, optional
+        True: always load; False: never (the device must hold the images); None: load unless the
+        device already holds them.
+
+    Raises
+    ------
+    DeviceError, LinkError
+        See :class:`Device`; also when ``load`` is False and the device does not hold the images.
+    """
+    from eie.sim.golden import run_golden
+
+    x = np.atleast_2d(np.asarray(x_int, dtype=np.int64))
+    golden = run_golden(images, x)
+    device._check_fits(images)
+    status = device.status()
+    if status.config_hash != images.config.config_hash():
+        raise DeviceError(f"the device is built for configuration {status.config_hash} but the images were made "
+                          f"for {images.config.config_hash()}; nothing was sent (build a bitstream for these images, "
+                          f"or compress for the device's configuration)", ErrorCode.HASH_MISMATCH,
+                          Command.LOAD_BEGIN, status.flags)
+    held = status.loaded and status.image_id == image_id(images)
+    if load is False and not held:
+        holds = status.image_id if status.loaded else "none"
+        raise LinkError(f"the device does not hold these images (it holds {holds}, these are {image_id(images)}); "
+                        f"drop --no-load to load them")
+    writes = device.load(images) if load or not held else 0
+    outputs, cycles = device.run_batch(x)
+    return DeviceRun(status, writes, outputs, cycles, golden)
