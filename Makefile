@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 OUT    ?= out
 PES    ?= 4
 JOBS   ?= 2
+BOARD  ?= ulx3s-85f
 
-.PHONY: sim test test-fast lint bench synth clean help
+.PHONY: sim test test-fast lint bench synth bitstream synth-sweep clean help
 
 help:
 	@echo "make sim    - train/load the built-in digits model, compress it, run golden model and RTL"
@@ -15,6 +16,8 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmarks (AlexNet-FC6-sized compression; RTL cycles vs ideal, queue sweep, Verilator speed; models users bring; ~30 min)"
 	@echo "make synth  - Yosys synthesis of the default array for ECP5"
+	@echo "make bitstream [BOARD=ulx3s-85f|icebreaker|...] - the digits model on a board: sized, compressed, built"
+	@echo "make synth-sweep - Fmax and utilisation at 1..64 PEs on the ULX3S 85F and digits on the iCEBreaker (hours)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +41,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/compress_alexnet_fc6.py
 	$(BIN)/python benchmarks/rtl_performance.py
 	$(BIN)/python benchmarks/user_models.py
+
+bitstream: $(STAMP)
+	$(BIN)/eie digits --out $(OUT)/digits --no-rtl
+	$(BIN)/eie compress $(OUT)/digits/model.pt --data digits --board $(BOARD) --out $(OUT)/$(BOARD)/images
+	$(BIN)/eie build --board $(BOARD) --images $(OUT)/$(BOARD)/images --out $(OUT)/$(BOARD)
+
+synth-sweep: $(STAMP)
+	$(BIN)/python benchmarks/synth_sweep.py
 
 synth: $(STAMP)
 	$(BIN)/eie synth --pes $(PES) --out $(OUT)/synth
