@@ -47,6 +47,13 @@ def digits_images() -> Path:
     return images
 
 
+def _used(utilisation: dict, *names: str) -> str:
+    for n in names:
+        if n in utilisation:
+            return f"{utilisation[n]['used']:,} / {utilisation[n]['available']:,}"
+    return "-"
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| point | PEs | target MHz | Fmax MHz | LUT (TRELLIS_COMB / ICESTORM_LC) | FF | block RAM | DSP | "
              "critical path | time |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -55,16 +62,11 @@ def table(rows: list[dict]) -> str:
             lines.append(f"| {r['name']} | | | | | | | | {r['error']} | {r['seconds']} s |")
             continue
         u = r["utilisation"]
-
-        def used(*names):
-            for n in names:
-                if n in u:
-                    return f"{u[n]['used']:,} / {u[n]['available']:,}"
-            return "-"
         path = r["critical_paths"][0] if r["critical_paths"] else {}
         lines.append(f"| {r['name']} | {r['config']['n_pe']} | {r['clock']['target_mhz']:.0f} | "
-                     f"{r['clock']['achieved_mhz']:.1f} | {used('TRELLIS_COMB', 'ICESTORM_LC')} | "
-                     f"{used('TRELLIS_FF')} | {used('DP16KD', 'ICESTORM_RAM')} | {used('MULT18X18D', 'ICESTORM_DSP')} | "
+                     f"{r['clock']['achieved_mhz']:.1f} | {_used(u, 'TRELLIS_COMB', 'ICESTORM_LC')} | "
+                     f"{_used(u, 'TRELLIS_FF')} | {_used(u, 'DP16KD', 'ICESTORM_RAM')} | "
+                     f"{_used(u, 'MULT18X18D', 'ICESTORM_DSP')} | "
                      f"{path.get('delay_ns', 0):.1f} ns to {path.get('end')} | {r['seconds']} s |")
     return "\n".join(lines)
 
