@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from eie.hw.layouts import ConfiguredComponent, Widths, check_config
 
-__all__ = ["Requantizer"]
+__all__ = ["Requantizer", "funnel"]
+
+
+def funnel(m: Module, bits, shift, width: int, name: str) -> Signal:
+    """``bits[shift : shift + width]`` as a logarithmic shifter that keeps only the bits it needs.
+
+    ``bits`` must hold at least ``width + 2^len(shift) - 1`` bits. Shift bit ``b`` (most significant
+    first) is one row of ``width + 2^b - 1`` two-input multiplexers, so the whole is about
+    ``width · len(shift) + 2^len(shift)`` multiplexers instead of a full-width barrel shifter.
+    """
+    cur = bits
+    for b in reversed(range(len(shift))):
+        step = 1 << b
+        need = width + step - 1
+        level = Signal(need, name=f"{name}_{b}")
+        m.d.comb += level.eq(Mux(shift[b], cur[step:step + need], cur[:need]))
+        cur = level
+    return cur[:width]
 
 
 class Requantizer(ConfiguredComponent):
@@ -21,9 +38,15 @@ class Requantizer(ConfiguredComponent):
           = t                     if s = 0
         y = sat_A(r);  y = max(y, 0) if relu
 
-    Two register stages: S1 computes ``t + 2^(s-1)`` in ``acc_bits + 2`` bits (the sum of two
-    ``acc_bits`` operands and a positive constant below ``2^(acc_bits-1)`` cannot wrap), S2 the
-    shift, saturation and ReLU.
+    computed without a full-width barrel shifter. With ``u = (2t) >> s``, ``r = (u + 1) >> 1`` for
+    every ``s >= 0`` (``u = floor(t / 2^(s-1))`` and ``floor((floor(x) + 1) / 2) = floor((x + 1) / 2)``),
+    and ``r`` fits ``A`` bits exactly when ``u`` fits ``A + 1`` bits and ``u != 2^A - 1``; below that
+    range ``r`` saturates to the minimum, above it to the maximum. So only the ``A + 1`` bits of ``2t``
+    from position ``s`` are selected (a funnel of ``A + 1`` multiplexers), and whether everything above
+    them is a copy of the sign is one flag of a precomputed suffix, selected the same way.
+
+    Two register stages: S1 adds the bias in ``acc_bits + 1`` bits (no wrap for any operands); S2
+    selects, increments, saturates and applies ReLU.
 
     Latency ``LATENCY`` = 2 cycles, throughput one per cycle, no back-pressure.
 
@@ -65,40 +88,49 @@ class Requantizer(ConfiguredComponent):
     def elaborate(self, platform):
         m = Module()
         c = self._config
-        wide = c.acc_bits + 2
+        a = c.act_bits
 
-        # S1: t + 2^(s-1) (the rounding addend is 0 when s = 0).
-        half = Signal(unsigned(wide - 1))
-        m.d.comb += half.eq((Const(1, 1) << self.shift) >> 1)
+        # S1: t = acc + bias, one bit wider than the operands.
         valid1 = Signal()
-        rounded1 = Signal(signed(wide))
+        t = Signal(signed(c.acc_bits + 1))
         shift1 = Signal.like(self.shift)
         relu1 = Signal()
         m.d.sync += [
             valid1.eq(self.i.valid),
-            rounded1.eq(self.i.payload.acc + self.i.payload.bias + half),
+            t.eq(self.i.payload.acc + self.i.payload.bias),
             shift1.eq(self.shift),
             relu1.eq(self.relu),
         ]
 
-        # S2: arithmetic shift, saturation, ReLU.
-        shifted = Signal(signed(wide))
-        m.d.comb += shifted.eq(rounded1 >> shift1)
-        y = Signal(signed(c.act_bits))
-        # sat_A without wide comparators: the result fits when its bits from A-1 up are all
-        # copies of the sign.
-        negative = shifted[-1]
-        high = shifted[c.act_bits - 1:]
-        with m.If(relu1 & negative):
+        # S2: u = (2t) >> s, the A + 1 bits from position s of 2t, sign-extended past the top.
+        sign = t[-1]
+        doubled = Cat(Const(0, 1), t)                               # 2t, acc_bits + 2 bits
+        extended = Cat(doubled, sign.replicate(c.max_shift + a + 1))
+        u = Signal(signed(a + 1))
+        m.d.comb += u.eq(funnel(m, extended, shift1, a + 1, "u"))
+        # fits[p]: bits p.. of 2t are all copies of the sign; u fits A + 1 bits iff fits[s + A].
+        same = Signal(len(doubled))
+        m.d.comb += same.eq(Cat(*(doubled[i] == sign for i in range(len(doubled)))))
+        suffix = Signal(len(doubled) + 1)
+        m.d.comb += suffix[-1].eq(1)
+        for i in reversed(range(len(doubled))):
+            m.d.comb += suffix[i].eq(same[i] & suffix[i + 1])
+        padded = Cat(suffix[a:], Const(1, 1).replicate(c.max_shift + 1))
+        fits = funnel(m, padded, shift1, 1, "fits")
+        rounded = Signal(signed(a + 2))
+        m.d.comb += rounded.eq(u + 1)
+        top = u == (1 << a) - 1                                     # r would be 2^(A-1): one too many
+        y = Signal(signed(a))
+        with m.If(relu1 & sign):
             m.d.comb += y.eq(0)
-        with m.Elif(high.all() | ~high.any()):
-            m.d.comb += y.eq(shifted[:c.act_bits])
-        with m.Elif(negative):
+        with m.Elif(fits & ~top):
+            m.d.comb += y.eq(rounded[1:a + 1])
+        with m.Elif(sign):
             m.d.comb += y.eq(c.act_min)
         with m.Else():
             m.d.comb += y.eq(c.act_max)
         valid2 = Signal()
-        out2 = Signal(signed(c.act_bits))
+        out2 = Signal(signed(a))
         m.d.sync += [valid2.eq(valid1), out2.eq(y)]
         m.d.comb += [self.o.valid.eq(valid2), self.o.payload.eq(out2)]
         return m
