@@ -35,7 +35,7 @@ def _round_half_up(x: np.ndarray, f: int) -> np.ndarray:
     return np.floor(np.ldexp(np.asarray(x, dtype=np.float64), f) + 0.5)
 
 
-def calibrate(layers, x_calib: np.ndarray, config: EIEConfig):
+def calibrate(layers, x_calib: np.ndarray, config: EIEConfig, *, input_frac_bits: int | None = None):
     """Choose formats and quantise a weight-shared network.
 
     Parameters
@@ -46,6 +46,9 @@ def calibrate(layers, x_calib: np.ndarray, config: EIEConfig):
     x_calib : numpy.ndarray
         ``(batch, n_in)`` float calibration inputs.
     config : EIEConfig
+    input_frac_bits : int, optional
+        The input format ``f_in(0)`` when it is fixed elsewhere (the head after an LSTM reads ``h_t``
+        in the LSTM's format); default: calibrated on ``x_calib``.
 
     Returns
     -------
@@ -63,7 +66,7 @@ def calibrate(layers, x_calib: np.ndarray, config: EIEConfig):
     if not np.all(np.isfinite(x)):
         raise ConfigError("calibration inputs contain NaN or infinite values; clean the data set")
     a_bits = config.act_bits
-    f_in = frac_bits_for(float(np.abs(x).max()), a_bits)
+    f_in = frac_bits_for(float(np.abs(x).max()), a_bits) if input_frac_bits is None else int(input_frac_bits)
     input_frac_bits = f_in
     act = x
     qlayers, reference = [], []

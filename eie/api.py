@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from eie.spec.config import EIEConfig
-from eie.spec.image import Images, load_images
+from eie.spec.image import Images
 
 __all__ = ["Compressed", "Verification", "compress_model", "load"]
 
@@ -62,7 +62,8 @@ class Compressed:
 
     def __init__(self, images, report: dict | None = None):
         if not isinstance(images, Images):
-            images = load_images(images)
+            from eie.spec.ese_image import open_images
+            images = open_images(images)
         self.images = images
         if report is None and images.path is not None and (images.path / "report.json").is_file():
             import json
@@ -79,7 +80,19 @@ class Compressed:
         """The hardware configuration the images were made for."""
         return self.images.config
 
+    @property
+    def is_lstm(self) -> bool:
+        """Whether these are ESE images of an LSTM (inputs are sequences ``(batch, steps, features)``)."""
+        from eie.spec.ese_image import LSTMImages
+        return isinstance(self.images, LSTMImages)
+
     def __repr__(self) -> str:
+        if self.is_lstm:
+            info = self.images.lstm
+            ratio = self.report.get("gate_compression_ratio")
+            extra = f", gate matrices {ratio:.1f}x smaller" if ratio else ""
+            return (f"<Compressed LSTM {info.input_size} → {info.hidden_size} → {self.images.n_out} on "
+                    f"{self.config.n_pe} PEs{extra}, images {self.path}>")
         shape = " → ".join([str(self.images.n_in)] + [str(l.n_out) for l in self.images.layers])
         ratio = self.report.get("compression_ratio")
         extra = f", {ratio:.1f}x smaller" if ratio else ""
@@ -95,7 +108,11 @@ class Compressed:
         from eie.sim.golden import run_golden
         from eie.spec.numerics import dequantize_output
         prepared = self._inputs(x, raw)
-        y = run_golden(self.images, prepared.x_int)
+        if self.is_lstm:
+            from eie.sim.lstm import run_lstm_golden
+            y = run_lstm_golden(self.images, prepared.x_int).outputs
+        else:
+            y = run_golden(self.images, prepared.x_int)
         return y if raw else dequantize_output(y, self.images.output_frac_bits)
 
     def verify(self, x, *, raw: bool = False, queue_depth: int | None = None) -> Verification:
@@ -103,8 +120,14 @@ class Compressed:
         from eie.flow import run_rtl
         from eie.report import rtl_report
         prepared = self._inputs(x, raw)
-        run = run_rtl(self.images, prepared.x_int, queue_depth=queue_depth)
-        report = rtl_report(self.images, run)
+        if self.is_lstm:
+            from eie.lstm_flow import rtl_report as lstm_rtl_report
+            from eie.lstm_flow import run_lstm_rtl
+            run = run_lstm_rtl(self.images, prepared.x_int, queue_depth=queue_depth)
+            report = lstm_rtl_report(self.images, run)
+        else:
+            run = run_rtl(self.images, prepared.x_int, queue_depth=queue_depth)
+            report = rtl_report(self.images, run)
         return Verification(bit_exact=run.bit_exact, mismatches=report["mismatches"],
                             cycles=np.asarray(run.sim.cycles), report=report)
 
@@ -126,7 +149,11 @@ class Compressed:
         import warnings
 
         from eie.inputs import prepare_inputs
-        prepared = prepare_inputs(self.images, x, raw=raw)
+        if self.is_lstm:
+            from eie.lstm_flow import prepare_lstm_inputs
+            prepared = prepare_lstm_inputs(self.images, x, raw=raw)
+        else:
+            prepared = prepare_inputs(self.images, x, raw=raw)
         message = prepared.warning(self.images)
         if message:
             warnings.warn(message.removeprefix("warning: "), UserWarning, stacklevel=3)

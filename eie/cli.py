@@ -192,7 +192,11 @@ def compress(model, out, arch, data_file, calib_file, task, densities, target_de
     if as_json:
         click.echo(to_json(outcome.report))
         return
-    print_compress_report(outcome.report, out_console)
+    if outcome.report.get("kind") == "lstm":
+        from eie.lstm_flow import print_compress_report as print_lstm_compress_report
+        print_lstm_compress_report(outcome.report, out_console)
+    else:
+        print_compress_report(outcome.report, out_console)
     config = outcome.images.config
     out_console.print(f"images: {outcome.path} ({config.n_pe} PEs, configuration {config.config_hash()}); "
                       f"report: {outcome.path / 'report.json'}")
@@ -213,9 +217,11 @@ def golden(images_dir, input_file, out_file, raw, labels_file, as_json):
     from eie.inputs import check_labels
     from eie.report import golden_report, print_golden_report, to_json
     from eie.sim.golden import run_golden
-    from eie.spec.image import load_images
+    from eie.spec.ese_image import LSTMImages, open_images
     out_console, log = _consoles(as_json)
-    images = load_images(images_dir)
+    images = open_images(images_dir)
+    if isinstance(images, LSTMImages):
+        return _lstm_golden(images, input_file, out_file, raw, labels_file, as_json)
     x = _inputs(images, input_file, raw, log)
     labels = None
     if labels_file:
@@ -243,8 +249,8 @@ def rtl(images_dir, out, name, **kw):
     from eie import flow
     images = None
     if images_dir:
-        from eie.spec.image import load_images
-        images = load_images(images_dir)
+        from eie.spec.ese_image import open_images
+        images = open_images(images_dir)
         config = config_from_options(kw, base=images.config)
         if config.config_hash() != images.config.config_hash():
             raise click.ClickException("hardware options contradict the images' configuration; drop them or "
@@ -259,9 +265,11 @@ def _rtl_command(images_dir, input_file, raw, queue_depth, as_json, out_file=Non
     """``eie sim`` and ``eie verify``: golden model and RTL on the same inputs; exit 1 unless bit-exact."""
     from eie import flow
     from eie.report import print_rtl_report, rtl_report, to_json
-    from eie.spec.image import load_images
+    from eie.spec.ese_image import LSTMImages, open_images
     out_console, log = _consoles(as_json)
-    images = load_images(images_dir)
+    images = open_images(images_dir)
+    if isinstance(images, LSTMImages):
+        return _lstm_rtl_command(images, input_file, raw, queue_depth, as_json, out_file)
     x = _inputs(images, input_file, raw, log)
     run = flow.run_rtl(images, x.x_int, queue_depth=queue_depth)
     report = rtl_report(images, run)
@@ -271,6 +279,58 @@ def _rtl_command(images_dir, input_file, raw, queue_depth, as_json, out_file=Non
         click.echo(to_json(report))
     else:
         print_rtl_report(report, out_console)
+    if not run.bit_exact:
+        sys.exit(1)
+
+
+def _lstm_inputs(images, input_file, raw: bool, log):
+    from eie.lstm_flow import prepare_lstm_inputs
+    prepared = prepare_lstm_inputs(images, load_array(input_file, "input"), raw=raw)
+    warning = prepared.warning(images)
+    if warning:
+        log.print(f"[yellow]{warning}[/yellow]")
+    return prepared
+
+
+def _lstm_golden(images, input_file, out_file, raw, labels_file, as_json) -> None:
+    """``eie golden`` of LSTM images: sequences ``(batch, steps, I)`` in, the golden outputs out."""
+    from eie.lstm_flow import golden_report, print_golden_report
+    from eie.report import to_json
+    from eie.sim.lstm import run_lstm_golden
+    out_console, log = _consoles(as_json)
+    x = _lstm_inputs(images, input_file, raw, log)
+    labels = None
+    if labels_file:
+        labels = np.asarray(load_array(labels_file, "labels"))
+        want = (x.batch, x.x_int.shape[1]) if images.lstm.every_step else (x.batch,)
+        if labels.shape != want or labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= images.n_out:
+            raise click.ClickException(f"labels must be integers in 0..{images.n_out - 1} of shape {want}, not "
+                                       f"{labels.dtype} {labels.shape}")
+    y = run_lstm_golden(images, x.x_int).outputs
+    report = golden_report(images, x.x_float, y, labels) if not raw else {"inputs": x.batch}
+    save_array_atomic(out_file, _outputs(images, y, raw))
+    if as_json:
+        click.echo(to_json({**report, "outputs_file": str(out_file)}))
+        return
+    out_console.print(f"golden: {x.batch} sequences -> {out_file}")
+    if not raw:
+        print_golden_report(report, out_console)
+
+
+def _lstm_rtl_command(images, input_file, raw, queue_depth, as_json, out_file=None) -> None:
+    """``eie sim`` and ``eie verify`` of LSTM images on the ESE array."""
+    from eie import lstm_flow
+    from eie.report import to_json
+    out_console, log = _consoles(as_json)
+    x = _lstm_inputs(images, input_file, raw, log)
+    run = lstm_flow.run_lstm_rtl(images, x.x_int, queue_depth=queue_depth)
+    report = lstm_flow.rtl_report(images, run)
+    if out_file is not None:
+        save_array_atomic(out_file, _outputs(images, run.outputs, raw))
+    if as_json:
+        click.echo(to_json(report))
+    else:
+        lstm_flow.print_rtl_report(report, out_console)
     if not run.bit_exact:
         sys.exit(1)
 
@@ -459,6 +519,69 @@ def digits(out, with_rtl, retrain, seed, as_json, **kw):
         click.echo(to_json(report))
     if with_rtl and not run.bit_exact:
         sys.exit(1)
+
+
+@main.command("digits-lstm")
+@click.option("--out", default="out/digits-lstm", show_default=True, type=click.Path(file_okay=False))
+@click.option("--rtl/--no-rtl", "with_rtl", default=True, help="Also run every test sequence through the RTL.")
+@click.option("--retrain", is_flag=True, help="Retrain the default LSTM even if a saved one exists.")
+@click.option("--budget", type=float, default=1.0, show_default=True,
+              help="Points of accuracy the golden model may lose against the float LSTM.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@json_option
+@hw_options
+@friendly
+def digits_lstm(out, with_rtl, retrain, budget, seed, as_json, **kw):
+    """The built-in sequence flow (ESE): the digits LSTM (8 rows of 8 pixels), load-balance-aware and plain
+    pruning, golden model, RTL (8 PEs unless --pes)."""
+    from eie import flow, lstm_flow
+    from eie.compress.pipeline import rich_progress
+    from eie.report import to_json
+    out_console, log = _consoles(as_json)
+    if kw.get("n_pe") is None:
+        kw["n_pe"] = 8
+    config = lstm_flow.ese_config(config_from_options(kw))
+    with rich_progress(log) as progress:
+        run = lstm_flow.digits_lstm(Path(out), config, seed=seed, retrain=retrain, with_rtl=with_rtl, budget=budget,
+                                    log=log.print, progress=progress)
+    report = run.report
+    flow.update_report(run.balanced.path, report["balanced"])
+    flow.update_report(run.plain.path, report["plain"])
+    if as_json:
+        click.echo(to_json(report))
+    else:
+        _print_digits_lstm(run, report, budget, out_console)
+    if with_rtl and not (run.rtl_balanced.bit_exact and run.rtl_plain.bit_exact):
+        sys.exit(1)
+
+
+def _print_digits_lstm(run, report, budget, console) -> None:
+    from eie import lstm_flow
+    b, p = report["balanced"], report["plain"]
+    lstm_flow.print_compress_report(b, console)
+    console.print(f"plain pruning at the same densities: golden {p['scores']['golden']:.2f} %, gate matrices "
+                  f"{p['gate_compression_ratio']:.1f}x, gate PE balance {p['matrices'][0]['pe_balance']:.3f} "
+                  f"(load-balance-aware: {b['matrices'][0]['pe_balance']:.3f})")
+    if "rtl" in b:
+        for name, r in (("load-balance-aware pruning", b["rtl"]), ("plain pruning", p["rtl"])):
+            console.print(f"[bold]RTL, {name}[/bold]: accuracy {r['score']:.2f} %")
+            lstm_flow.print_rtl_report(r, console)
+    ratio, loss = b["gate_compression_ratio"], b["loss_points"]
+    console.print(f"accuracy: float {b['scores']['float']:.2f} %, compressed (float, shared weights) "
+                  f"{b['scores']['fine_tuned']:.2f} %, golden {b['scores']['golden']:.2f} %"
+                  + (f", RTL {b['rtl']['score']:.2f} %" if "rtl" in b else ""))
+    console.print(f"ESE targets: gate matrices {ratio:.1f}x smaller than fp32 (>= 15x: "
+                  f"{'met' if ratio >= 15 else 'NOT met'}), accuracy loss {loss:+.2f} points (<= {budget:g}: "
+                  f"{'met' if loss <= budget else 'NOT met'})")
+    if "rtl" in b:
+        ub, up = b["rtl"]["utilisation"], p["rtl"]["utilisation"]
+        better = ub["mac_h_products"] > up["mac_h_products"]
+        console.print(f"PE utilisation on {b['rtl']['n_pe']} PEs, load-balance-aware vs plain pruning: gate-product "
+                      f"balance {ub['gate_balance']:.3f} vs {up['gate_balance']:.3f}; measured MAC utilisation of the "
+                      f"recurrent products {ub['mac_h_products']:.3f} vs {up['mac_h_products']:.3f} "
+                      f"({'improved' if better else 'NOT improved'}); cycles per step "
+                      f"{b['rtl']['cycles_per_step']:.1f} vs {p['rtl']['cycles_per_step']:.1f} (ideal "
+                      f"{b['rtl']['ideal_per_step']:.1f} vs {p['rtl']['ideal_per_step']:.1f})")
 
 
 if __name__ == "__main__":

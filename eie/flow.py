@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from eie.spec.config import EIEConfig
-from eie.spec.errors import CompressError, InputError
+from eie.spec.errors import BudgetError, CompressError, InputError
 from eie.spec.image import Images
 
 __all__ = ["SEARCH_DENSITIES", "DEFAULT_BUDGET", "BudgetError", "Candidate", "CompressOutcome", "compress",
@@ -55,10 +55,6 @@ Log = Callable[[str], None]
 
 def _quiet(line: str) -> None:
     """A log that drops its lines."""
-
-
-class BudgetError(CompressError):
-    """The compressed model loses more than the budget allows."""
 
 
 @dataclass(frozen=True)
@@ -324,6 +320,8 @@ def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, o
     Returns
     -------
     CompressOutcome
+        Or, for a model with an ``nn.LSTM``, the :class:`eie.lstm_flow.LSTMCompressOutcome` of
+        :func:`eie.lstm_flow.compress_lstm` (ESE images).
 
     Raises
     ------
@@ -340,6 +338,14 @@ def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, o
     options = replace(options, weight_bits=config.weight_bits, index_bits=config.index_bits)
     if isinstance(model, str | os.PathLike):
         model = load_model(model, arch=arch)
+    from eie.compress.lstm_io import is_recurrent
+    if not isinstance(model, ModelSpec) and is_recurrent(model):     # an LSTM: the ESE flow
+        from eie.lstm_flow import compress_lstm
+        if board is not None:
+            raise CompressError("--board sizes the EIE array of an MLP; give an LSTM's ESE array with the hardware "
+                                "options (--pes, --mat-depth, ...)")
+        return compress_lstm(model, data, calib, config=config, options=options, out=out, budget=budget,
+                             allow_loss=allow_loss, keep_sparsity=keep_sparsity, task=task, log=log, progress=progress)
     spec = model if isinstance(model, ModelSpec) else read_model(model)
     for note in spec.notes:
         log(f"model: {note}")

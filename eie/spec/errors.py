@@ -12,12 +12,13 @@ exception            raised when
 :class:`ImageError`  an image directory is missing, corrupt or made for another configuration
 :class:`InputError`  input activations, labels or data have the wrong shape, type or values
 :class:`CompressError` a model cannot be loaded or compressed, or compression options conflict
+:class:`BudgetError` the compressed model loses more than the accuracy budget allows
 ==================== ==========================================================================
 """
 
 from __future__ import annotations
 
-__all__ = ["EIEError", "ConfigError", "FitError", "ImageError", "InputError", "CompressError"]
+__all__ = ["EIEError", "ConfigError", "FitError", "ImageError", "InputError", "CompressError", "BudgetError"]
 
 
 class EIEError(Exception):
@@ -42,3 +43,7 @@ class InputError(EIEError, ValueError):
 
 class CompressError(EIEError):
     """A model cannot be loaded or compressed as asked."""
+
+
+class BudgetError(CompressError):
+    """The compressed model loses more than the budget allows."""
