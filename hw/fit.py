@@ -31,10 +31,12 @@ ASPECTS = {
     "ice40": ((2048, 2), (1024, 4), (512, 8), (256, 16)),
 }
 
-#: LUT4 per PE and for the shared control, fitted to ``make synth-sweep`` (Yosys synth_ecp5 of the
-#: accelerator at 1, 2, 4, 8 and 16 PEs, default widths, memories in block RAM).
-LUT_PER_PE = 1400
-LUT_BASE = 600
+#: LUT positions (nextpnr's TRELLIS_COMB: a LUT4, half a carry cell, half a distributed-RAM cell) per PE
+#: and for the shared control: Yosys ``synth_ecp5`` of the accelerator at 1, 2, 4, 8 and 16 PEs
+#: (default widths) gave 1,720 / 3,326 / 6,655 / 12,951 / 24,555 LUT4, with 113 CCU2C and 99
+#: TRELLIS_DPR16X4 more per PE: about 1,530 + 2·113 + 2·99 positions per PE.
+LUT_PER_PE = 1960
+LUT_BASE = 300
 #: The host link (UART, framing, CRC) and the board top.
 LUT_HOST_LINK = 600
 
@@ -135,6 +137,9 @@ def size_for_device(device: Device, *, base: EIEConfig | None = None, n_pe: int 
     last = None
     for n in candidates:
         config = _sized(device, base, n, shape)
+        if config is None and n_pe is not None:     # say what the smallest sparse-matrix memory would need
+            config = _sized(device, base, n, shape, mat_blocks=bram_blocks(1, base.word_bits, device.family) or
+                            min(-(-base.word_bits // w) for _, w in ASPECTS[device.family]))
         last = plan(config, device) if config is not None else last
         if config is not None and last.fits:
             return config
@@ -151,7 +156,7 @@ def _fill(depth: int, width: int, family: str) -> int:
     return max(depth, _deepest(width, blocks, family)) if blocks else depth
 
 
-def _sized(device: Device, base: EIEConfig, n: int, shape) -> EIEConfig | None:
+def _sized(device: Device, base: EIEConfig, n: int, shape, mat_blocks: int | None = None) -> EIEConfig | None:
     family = device.family
 
     def one_set(width: int) -> int:
@@ -172,7 +177,7 @@ def _sized(device: Device, base: EIEConfig, n: int, shape) -> EIEConfig | None:
                          max_layers=layers)
     used = sum(bram_blocks(m.depth, m.width, family) * m.copies for m in memories(fixed)
                if m.name != "sparse matrix")
-    mat = _deepest(base.word_bits, (device.bram - used) // n, family)
+    mat = _deepest(base.word_bits, (device.bram - used) // n if mat_blocks is None else mat_blocks, family)
     if mat < 1:
         return None
     ptr_bits = max(base.ptr_bits, (mat * base.entries_per_word).bit_length())

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.hdl import Elaboratable, Instance, Module, Signal
 
+from eie.spec.errors import ConfigError
+
 __all__ = ["PllParams", "ecp5_pll_params", "ice40_pll_params", "PLL", "PllError"]
 
 
-class PllError(ValueError):
+class PllError(ConfigError):
     """No divider setting reaches the requested frequency range."""
 
 

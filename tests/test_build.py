@@ -1,0 +1,69 @@
+"""`eie build`: every way it refuses, and one real build (iCEBreaker) that places, routes and packs."""
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from eie import build as fpga
+from eie.cli import main
+from eie.hw.board import uart_divisor
+from eie.spec.errors import ConfigError
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--board", "de0"], r"^Error: unknown board 'de0'; known boards: icebreaker, "),
+    (["--board", "icebreaker", "--pes", "8"], r"^Error: 8 PEs do not fit the device: block RAM needs \d+ but the "
+                                              r"device has 30; .*LUT4 needs [\d,]+ but the device has 4,752"),
+    (["--board", "icebreaker", "--freq", "400"], r"^Error: iCE40 PLL output must be 16\.\.275 MHz, not 400$"),
+    (["--board", "ulx3s-85f", "--baud", "50000000"], r"^Error: a 150 MHz clock cannot carry 50,000,000 baud"),
+])
+def test_bad_builds_fail_with_one_line_and_write_nothing(tmp_path, args, message):
+    code, out = run("build", "--out", tmp_path / "bit", *args)
+    assert code == 1, out
+    assert len(out.strip().splitlines()) == 1 and re.search(message, out.strip()), out
+    assert not (tmp_path / "bit").exists()
+
+
+def test_a_missing_tool_is_named(tmp_path, monkeypatch):
+    monkeypatch.setitem(fpga.TOOLS, "ice40", {"YOSYS": "yowasp-nonexistent-tool"})
+    monkeypatch.setitem(fpga.PACKAGES, "yowasp-nonexistent-tool", "yowasp-nonexistent")
+    code, out = run("build", "--board", "icebreaker", "--pes", "1", "--out", tmp_path / "bit")
+    assert code == 1 and re.search(r"^Error: yowasp-nonexistent-tool is not installed; run `make test` once .* or "
+                                    r"pip install yowasp-nonexistent$", out.strip()), out
+
+
+@pytest.mark.parametrize("clock_hz, baud, divisor", [(150e6, 3_000_000, 50), (24e6, 1_000_000, 24),
+                                                     (48e6, 115200, 417)])
+def test_uart_divisor(clock_hz, baud, divisor):
+    assert uart_divisor(clock_hz, baud) == divisor
+
+
+def test_a_baud_rate_the_clock_cannot_hit_closely_is_refused():
+    with pytest.raises(ConfigError, match=r"^3,000,000 baud is 3\.3% off at 10 MHz \(divisor 3\)|at least 4 clocks"):
+        uart_divisor(10e6, 3_000_000)
+    with pytest.raises(ConfigError, match=r"^1,000,000 baud is 5\.0% off at 4\.2 MHz \(divisor 4\)"):
+        uart_divisor(4.2e6, 1_000_000)
+
+
+def test_read_report_reduces_nextpnr_json(tmp_path):
+    a, b, c = {"cell": "a", "port": "Q"}, {"cell": "b", "port": "I0"}, {"cell": "c", "port": "D"}
+    raw = {"fmax": {"clk": {"achieved": 97.5, "constraint": 24.0}},
+           "utilization": {"ICESTORM_LC": {"used": 3000, "available": 5280}, "SB_IO": {"used": 0, "available": 39}},
+           "critical_paths": [{"from": "clk", "to": "clk", "path": [
+               {"type": "clk-to-q", "delay": 0.5, "from": a, "to": b},
+               {"type": "routing", "delay": 2.0, "from": a, "to": b},
+               {"type": "logic", "delay": 1.0, "from": b, "to": c}]}]}
+    (tmp_path / "r.json").write_text(json.dumps(raw))
+    report = fpga.read_report(tmp_path / "r.json")
+    assert report["clocks"] == {"clk": {"achieved_mhz": 97.5, "target_mhz": 24.0}}
+    assert report["utilisation"] == {"ICESTORM_LC": {"used": 3000, "available": 5280}}
+    path = report["critical_paths"][0]
+    assert (path["delay_ns"], path["logic_ns"], path["routing_ns"]) == (3.5, 1.0, 2.0)
+    assert (path["start"], path["end"]) == ("a.Q", "c.D")
