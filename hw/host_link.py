@@ -418,8 +418,9 @@ class HostLink(ConfiguredComponent):
     except LOAD_DATA frames, which are never answered and follow each other back to back. ``rx`` has
     a :data:`RX_FIFO_DEPTH`-byte FIFO for the cycles in which ``cfg`` or ``i`` is not ready.
 
-    **Latency.** A response's first byte leaves 3 cycles after the last byte of its request (RUN:
-    the outputs follow as the accelerator produces them and the line takes them).
+    **Latency.** A response's sync byte reaches the transmitter about 5 cycles after the last byte of
+    its request leaves the receive FIFO (RUN: the outputs follow as the accelerator produces them and
+    the line takes them).
     **Throughput.** LOAD_DATA payloads reach ``cfg`` at the line rate: one write per word's bytes,
     with no handshake per write or per frame; RUN payloads reach ``i`` at one element per
     ``ceil(act_bits / 8)`` bytes. **Back-pressure.** ``tx`` and ``o`` are honoured every cycle.
