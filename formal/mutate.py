@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Const, Elaboratable, Fragment, Value
 
-__all__ = ["Mutant", "MutationError"]
+__all__ = ["Mutant", "MutationError", "component_ports"]
 
 
 class MutationError(LookupError):
@@ -82,3 +82,20 @@ class Mutant(Elaboratable):
         value = self.value(signals) if callable(self.value) else Const(self.value, len(signal))
         fragment.add_statements(_driving_domain(fragment, signal), signal.eq(Value.cast(value)))
         return top
+
+
+def component_ports(component) -> dict:
+    """The Verilog ports of ``component`` (``{"cfg__valid": (signal, direction), ...}``), to convert
+    a :class:`Mutant` of it with the same ports as the original."""
+    from amaranth.hdl import ValueCastable
+    from amaranth.hdl._ir import PortDirection
+    from amaranth.lib import wiring
+
+    ports = {}
+    for path, member, value in component.signature.flatten(component):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        if isinstance(value, Value):
+            direction = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
+            ports["__".join(map(str, path))] = (value, direction)
+    return ports

@@ -102,6 +102,11 @@ class StreamSource:
         self.valid.value = 0
         self.last_accept_cycle = None
 
+    def reseed(self, p_idle: float, seed: int) -> None:
+        """New idle probability and seed (between sends)."""
+        self._p_idle = p_idle
+        self._rng = random.Random(seed)
+
     async def send(self, payloads) -> int:
         """Send every payload (ints; negative ones as two's complement); returns the count.
 

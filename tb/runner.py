@@ -387,7 +387,7 @@ def _log_tail(log: Path, n: int = 60) -> str:
 
 
 def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
-               toplevel: str | None = None, seed: int | None = None,
+               toplevel: str | None = None, seed: int | None = None, plusargs=(),
                keep: bool = False, wall_timeout: float | None = None) -> RunResult:
     """Run cocotb tests of ``test_module`` against a design and check every result.
 
@@ -404,6 +404,9 @@ def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
         Environment for the cocotb process (the testbench's inputs). ``None`` values are dropped.
     seed : int, optional
         ``COCOTB_RANDOM_SEED``.
+    plusargs : sequence of str
+        Simulator plus-arguments (``+name=value``), the testbench's parameters; cocotb tests read
+        them from ``cocotb.plusargs``.
     keep : bool
         Keep the run directory (log, results, waves) even on success. Failed runs are kept.
     wall_timeout : float, optional
@@ -453,7 +456,7 @@ def run_cocotb(target, test_module: str, testcase=None, extra_env=None, *,
             runner.test(test_module=test_module, hdl_toplevel=build.toplevel, hdl_toplevel_lang="verilog",
                         build_dir=build.build_dir, test_dir=test_dir, testcase=names,
                         results_xml=str(xml), extra_env=env, seed=seed, log_file=log,
-                        waves=bool(build.waves))
+                        waves=bool(build.waves), plusargs=list(plusargs))
     except (RuntimeError, SystemExit) as e:
         crashed = e
     finally:

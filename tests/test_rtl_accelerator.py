@@ -18,34 +18,13 @@ import pytest
 
 from eie.sim.golden import run_golden
 from eie.sim.random_net import random_inputs, random_network
-from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 from eie.spec.image import load_images
+from eie.tb.regression import CONFIGS
 from eie.tb.runner import CocotbFailure
 from eie.tb.sim_run import simulate, verify, verify_suite
 
 pytestmark = pytest.mark.rtl
-
-
-def _config(n_pe, queue_depth, **changes):
-    params = dict(n_pe=n_pe, queue_depth=queue_depth, mat_depth=256, ptr_depth=256,
-                  max_rows_per_pe=32, bias_depth=64, max_layers=4)
-    params.update(changes)
-    return EIEConfig(**params)
-
-
-CONFIGS = {
-    # One PE, 2-bit relative indices: zero runs over 3 rows need padding entries.
-    "pe1_q8_idx2": _config(1, 8, index_bits=2, max_rows_per_pe=64, mat_depth=512, bias_depth=128),
-    # A PE count that is not a power of two, 1-deep queues, 3 entries per word (not a power of two).
-    "pe3_q1_epw3": _config(3, 1, index_bits=3, entries_per_word=3, mat_depth=512),
-    "pe4_q2": _config(4, 2),
-    # Narrow datapath: 8-bit activations, 24-bit accumulators, 3-bit weight indices.
-    "pe8_q8_narrow": _config(8, 8, act_bits=8, acc_bits=24, weight_bits=3, max_shift=16,
-                             max_rows_per_pe=16),
-    "pe16_q2": _config(16, 2, max_rows_per_pe=8, mat_depth=64, ptr_depth=256, bias_depth=16),
-    "pe64_q8": _config(64, 8, max_rows_per_pe=4, mat_depth=16, ptr_depth=512, bias_depth=8),
-}
 
 
 @dataclass(frozen=True)
