@@ -57,10 +57,24 @@ def config_from_options(kw: dict, base: EIEConfig | None = None) -> EIEConfig:
     config_file = kw.pop("config_file", None)
     overrides = {field: kw.pop(field) for _, field, _ in _HW_OPTIONS}
     if config_file:
-        base = EIEConfig.from_json_file(config_file)
+        base = _config_class(config_file).from_json_file(config_file)
     base = base or EIEConfig()
     changes = {k: v for k, v in overrides.items() if v is not None}
     return base.replace(**changes) if changes else base
+
+
+def _config_class(path) -> type:
+    """:class:`ESEConfig` for a configuration file with the ESE array's keys (an LSTM's), else :class:`EIEConfig`."""
+    import dataclasses
+    import json
+
+    from eie.spec.ese import ESEConfig
+    try:
+        keys = set(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, TypeError):
+        return EIEConfig                    # EIEConfig.from_json_file reports the problem
+    ese_only = {f.name for f in dataclasses.fields(ESEConfig)} - {f.name for f in dataclasses.fields(EIEConfig)}
+    return ESEConfig if keys & ese_only else EIEConfig
 
 
 def friendly(func):
@@ -538,9 +552,13 @@ def digits_lstm(out, with_rtl, retrain, budget, seed, as_json, **kw):
     from eie.compress.pipeline import rich_progress
     from eie.report import to_json
     out_console, log = _consoles(as_json)
-    if kw.get("n_pe") is None:
-        kw["n_pe"] = 8
-    config = lstm_flow.ese_config(config_from_options(kw))
+    config_file = kw.pop("config_file", None)
+    overrides = {field: kw.pop(field) for _, field, _ in _HW_OPTIONS}
+    if config_file:
+        config = lstm_flow.ese_config(_config_class(config_file).from_json_file(config_file))
+        config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    else:
+        config = lstm_flow.digits_lstm_config(**overrides)
     with rich_progress(log) as progress:
         run = lstm_flow.digits_lstm(Path(out), config, seed=seed, retrain=retrain, with_rtl=with_rtl, budget=budget,
                                     log=log.print, progress=progress)

@@ -346,6 +346,10 @@ def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, o
                                 "options (--pes, --mat-depth, ...)")
         return compress_lstm(model, data, calib, config=config, options=options, out=out, budget=budget,
                              allow_loss=allow_loss, keep_sparsity=keep_sparsity, task=task, log=log, progress=progress)
+    from eie.spec.ese import ESEConfig
+    if isinstance(config, ESEConfig):
+        raise CompressError("an ESE configuration (with act_depth, nl_bits) is for an LSTM; this model is an MLP, "
+                            "give an EIE configuration")
     spec = model if isinstance(model, ModelSpec) else read_model(model)
     for note in spec.notes:
         log(f"model: {note}")

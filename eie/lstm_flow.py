@@ -29,7 +29,7 @@ from eie.spec.ese import ESEConfig
 __all__ = ["SEARCH_DENSITIES", "ese_config", "LSTMCandidate", "LSTMCompressOutcome", "compress_lstm",
            "golden_scores", "LSTMRtlRun", "run_lstm_rtl", "compress_report", "rtl_report", "golden_report",
            "print_compress_report", "print_rtl_report", "print_golden_report", "prepare_lstm_inputs",
-           "train_digits_lstm", "digits_lstm", "DIGITS_BUDGET"]
+           "train_digits_lstm", "digits_lstm", "digits_lstm_config", "DIGITS_BUDGET"]
 
 #: Densities (fractions of every matrix's weights) the accuracy-driven search chooses from.
 SEARCH_DENSITIES = (0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7)
@@ -606,6 +606,24 @@ def prepare_lstm_inputs(images, x, *, raw: bool = False):
 
 
 # --- the built-in digits LSTM ------------------------------------------------------------------
+
+def digits_lstm_config(**overrides) -> ESEConfig:
+    """The ESE array of the digits LSTM (8 PEs unless ``n_pe``), memories sized for it at any density;
+    ``overrides`` (None values ignored) replace any field."""
+    from eie.compress.digits_lstm import HIDDEN
+    n = overrides.get("n_pe") or 8
+    epw = overrides.get("entries_per_word") or 8
+
+    def pow2(x: int) -> int:
+        return 1 << max(0, int(x) - 1).bit_length()
+
+    units = -(-HIDDEN // n)
+    params = dict(n_pe=n, max_rows_per_pe=max(32, pow2(4 * units)),
+                  mat_depth=pow2(-(-4 * HIDDEN * (8 + HIDDEN) // (n * epw)) + 64),
+                  ptr_depth=256, bias_depth=pow2(8 * units + 10), act_depth=256, max_layers=6)
+    params.update({k: v for k, v in overrides.items() if v is not None})
+    return ESEConfig(**params)
+
 
 def train_digits_lstm(path: Path, *, retrain: bool, seed: int, log: Log = _quiet):
     """The default digits LSTM: loaded from ``path`` if it exists (and not ``retrain``), else trained and

@@ -421,7 +421,7 @@ class ESEAccelerator(ConfiguredComponent):
                     with m.Else():
                         m.next = "NEXT_STEP"
             with m.State("NEXT_STEP"):
-                m.d.comb += [self.busy.eq(1), self.phase.eq(Phase.H)]
+                m.d.comb += [self.busy.eq(1), self.phase.eq(Phase.GATES)]
                 m.d.sync += [t.eq(t + 1), x_off.eq(x_off + x_stride)]
                 with m.If(serial):
                     m.next = "X_SETUP"

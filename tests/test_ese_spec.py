@@ -56,7 +56,7 @@ def test_tables_follow_the_functions_within_half_a_step(act_bits, nl_bits):
     assert np.all(np.abs(sig[addr] / 2 ** f_n - 1 / (1 + np.exp(-x))) <= 0.25 * step + lsb)
     assert np.all(np.abs(tanh[addr] / 2 ** f_n - np.tanh(x)) <= step + lsb)
     # Monotone in the signed input, and the expected symmetries (to the rounding of one entry).
-    order = np.argsort(((np.arange(1 << nl_bits) + (1 << (nl_bits - 1))) % (1 << nl_bits)))
+    order = np.argsort((np.arange(1 << nl_bits) + (1 << (nl_bits - 1))) % (1 << nl_bits))
     assert np.all(np.diff(sig[order]) >= 0) and np.all(np.diff(tanh[order]) >= 0)
     assert np.all(np.abs(sig[order] + sig[order][::-1] - (1 << f_n)) <= 1)
     assert np.all(np.abs(tanh[order] + tanh[order][::-1]) <= 1)
