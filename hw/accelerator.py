@@ -195,7 +195,9 @@ class EIEAccelerator(ConfiguredComponent):
         for field, name in _FIELD_NAMES.items():
             width = table_layout[name].width
             init = [] if img is None else [int(getattr(info, name)) for info in img.layers]
-            mem = Memory(shape=width, depth=c.max_layers, init=init)
+            # A few words each: never worth an iCE40 block RAM (elsewhere Yosys picks distributed RAM).
+            ice40 = str(getattr(platform, "device", "")).startswith("iCE40")
+            mem = Memory(shape=width, depth=c.max_layers, init=init, attrs={"ram_style": "logic"} if ice40 else {})
             m.submodules[f"table_{name}"] = mem
             wr = mem.write_port()
             rd = mem.read_port(transparent_for=(wr,))

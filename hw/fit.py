@@ -3,7 +3,7 @@
 :func:`memories` lists every memory of :class:`~eie.hw.accelerator.EIEAccelerator` for a
 configuration, :func:`bram_blocks` maps one to the device's block RAMs the way Yosys'
 ``memory_libmap`` does for a simple dual-port memory (the cheapest aspect ratio; memories of at most
-:data:`LUTRAM_BITS` bits go to distributed RAM), :func:`lut_estimate` predicts the LUT count from a
+:data:`LUTRAM_BITS` bits go to distributed RAM or logic), :func:`lut_estimate` predicts the LUT count from a
 linear model fitted to the project's own synthesis sweep (``make synth-sweep``), and :func:`plan`
 compares all of it with a :class:`~eie.hw.boards.Device`.
 
@@ -17,13 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eie.hw.boards import Device
+from eie.hw.layouts import Widths
 from eie.spec.config import EIEConfig
 from eie.spec.errors import FitError
 
 __all__ = ["LUTRAM_BITS", "Memory", "Plan", "memories", "bram_blocks", "lut_estimate", "plan", "size_for_device"]
 
-#: Memories this small (bits) are mapped to distributed RAM, not block RAM.
-LUTRAM_BITS = 1024
+#: Memories of at most this many bits go to distributed RAM (ECP5) or logic (iCE40), not block RAM:
+#: Yosys maps even small synchronous memories to an iCE40 EBR, which has no distributed RAM.
+LUTRAM_BITS = {"ecp5": 1024, "ice40": 64}
 
 #: (depth, width) aspect ratios of one block RAM in simple dual-port mode.
 ASPECTS = {
@@ -80,9 +82,12 @@ class Plan:
 
 
 def memories(config: EIEConfig) -> list[Memory]:
-    """Every memory of the accelerator for ``config`` (FIFOs of a few entries are left out)."""
+    """Every memory of the accelerator for ``config`` that may take a block RAM (the FIFOs with an
+    asynchronous read, and the layer table, which asks for distributed RAM, never do)."""
     c = config
-    return [
+    queue = [Memory("activation queues", c.queue_depth - 1, c.act_bits + Widths(c).act_index, c.n_pe)] \
+        if c.queue_depth > 2 else []
+    return queue + [
         Memory("sparse matrix", c.mat_depth, c.word_bits, c.n_pe),
         Memory("pointers (even and odd banks)", c.ptr_depth // 2, c.ptr_bits, 2 * c.n_pe),
         Memory("biases", c.bias_depth, c.acc_bits, c.n_pe),
@@ -94,7 +99,7 @@ def memories(config: EIEConfig) -> list[Memory]:
 
 def bram_blocks(depth: int, width: int, family: str) -> int:
     """Block RAMs one ``depth`` × ``width`` memory takes (0 when it goes to distributed RAM)."""
-    if depth * width <= LUTRAM_BITS:
+    if depth * width <= LUTRAM_BITS[family]:
         return 0
     return min(-(-depth // d) * -(-width // w) for d, w in ASPECTS[family])
 
