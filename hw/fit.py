@@ -127,9 +127,9 @@ def size_for_device(device: Device, *, base: EIEConfig | None = None, n_pe: int 
     """The configuration that uses ``device`` best: the most PEs, then the deepest sparse-matrix memory.
 
     Widths and the queue depth come from ``base``. The small per-PE memories (pointers, biases,
-    register files, accumulators) are sized exactly for a network of layer ``shape``
-    (``[(n_in, n_out), ...]``) when it is given, else each gets the blocks its width needs at
-    least; every memory is then as deep as its blocks hold. The sparse-matrix memory takes the block
+    register files, accumulators) and the layer table are sized exactly for a network of layer
+    ``shape`` (``[(n_in, n_out), ...]``) when it is given, else each gets the blocks its width needs
+    at least; every memory is then as deep as its blocks hold. The sparse-matrix memory takes the block
     RAMs left. With ``n_pe`` given, only that PE count is tried.
 
     Raises
@@ -171,7 +171,7 @@ def _sized(device: Device, base: EIEConfig, n: int, shape, mat_blocks: int | Non
         rows = max(-(-max(n_in, n_out) // n) for n_in, n_out in shape)
         bias = sum(-(-n_out // n) for _, n_out in shape)
         ptrs = sum(n_in + 1 for n_in, _ in shape)
-        layers = max(base.max_layers, len(shape))
+        layers = len(shape)
     else:
         rows, bias, ptrs, layers = one_set(base.acc_bits), one_set(base.acc_bits), 2 * one_set(base.ptr_bits), \
             base.max_layers
