@@ -5,17 +5,21 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= out
 PES    ?= 4
+LSTM_PES ?= 8
 JOBS   ?= 2
 BOARD  ?= ulx3s-85f
 
 .PHONY: sim test test-fast lint bench synth bitstream synth-sweep clean help
 
 help:
-	@echo "make sim    - train/load the built-in digits model, compress it, run golden model and RTL"
+	@echo "make sim    - the built-in digits MLP, then the digits LSTM (ESE): train/load, compress, golden model, RTL"
 	@echo "make test   - the full test suite (unit, golden, cocotb on Verilator, synthesis smoke)"
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmarks (AlexNet-FC6-sized compression; RTL cycles vs ideal, queue sweep, Verilator speed; models users bring; ~30 min)"
 	@echo "make synth  - Yosys synthesis of the default array for ECP5"
+	@echo "make formal - every formal proof and its broken designs (SymbiYosys; the whole-array liveness check takes ~1 h)"
+	@echo "make soak   - 100,000 random cases through the naive reference, the golden model and the RTL (SEED=n for new ones)"
+	@echo "make regen-golden - rebuild the golden-output corpus (tests/corpus) and print what changed"
 	@echo "make bitstream [BOARD=ulx3s-85f|icebreaker|...] - the digits model on a board: sized, compressed, built"
 	@echo "make synth-sweep - Fmax and utilisation at 1..64 PEs on the ULX3S 85F and digits on the iCEBreaker (hours)"
 
@@ -27,6 +31,7 @@ $(STAMP): pyproject.toml
 
 sim: $(STAMP)
 	$(BIN)/eie digits --out $(OUT)/digits --pes $(PES)
+	$(BIN)/eie digits-lstm --out $(OUT)/digits-lstm --pes $(LSTM_PES)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --durations=15
@@ -49,6 +54,17 @@ bitstream: $(STAMP)
 
 synth-sweep: $(STAMP)
 	$(BIN)/python benchmarks/synth_sweep.py
+
+formal: $(STAMP)
+	$(BIN)/python -m eie.formal --workdir build/formal
+
+SEED ?= 1
+soak: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) tests/test_random_regression.py -k random_cases_agree \
+		--random-cases 100000 --random-seed $(SEED)
+
+regen-golden: $(STAMP)
+	$(BIN)/python -m eie.corpus tests/corpus
 
 synth: $(STAMP)
 	$(BIN)/eie synth --pes $(PES) --out $(OUT)/synth

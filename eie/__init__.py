@@ -13,6 +13,7 @@ Layers of the package (each imports only from those below it; ``make test`` chec
 ``eie.cli``       the ``eie`` command
 ``eie.api``       :func:`compress_model`, :class:`Compressed`, :func:`load`
 ``eie.flow``      end-to-end flows (model → images → golden → RTL) and their reports
+``eie.lstm_flow`` the same for LSTMs on the ESE array (``eie.flow`` hands them over)
 ``eie.tb``        cocotb testbenches and the Verilator runner
 ``eie.compress``  model import, pruning, weight sharing, training, calibration (PyTorch)
 ``eie.sim``       golden model, float reference, cycle figures (NumPy)

@@ -15,6 +15,14 @@ module                            unit
 :mod:`eie.hw.pe`                  one processing element
 :mod:`eie.hw.accelerator`         central control, LNZD, broadcast, I/O mode: the top level
 :mod:`eie.hw.io_map`              ``cfg`` address map and image loading writes
+:mod:`eie.hw.source_scanner`      a PE's scan of one vector, non-zeros only (ESE)
+:mod:`eie.hw.activation_store`    an ESE PE's activations: every vector in one memory
+:mod:`eie.hw.elementwise`         ESE element-wise unit: table sigmoid/tanh, c_t and h_t
+:mod:`eie.hw.codebook_loader`     codebook SRAM and the active layer's codebook registers
+:mod:`eie.hw.output_collector`    an interleaved vector out of the PEs onto a stream
+:mod:`eie.hw.ese_pe`              one ESE PE: the EIE units, two accumulator banks
+:mod:`eie.hw.ese_accelerator`     the ESE array: the LSTM's step scheduler, the top level
+:mod:`eie.hw.ese_io_map`          the ESE array's control registers and image writes
 :mod:`eie.hw.generate`            Verilog generation
 :mod:`eie.hw.synth`               ECP5 synthesis smoke check
 :mod:`eie.hw.testing`             simulator helpers for the tests
@@ -31,4 +39,7 @@ Data path of one layer (register stages in parentheses)::
 
 Each PE sustains one MAC per cycle while its queue holds activations whose columns are not
 empty; the broadcast delivers one non-zero activation per cycle and costs nothing for zeros.
+
+The ESE array (LSTMs, :mod:`eie.hw.ese_accelerator`) builds its PEs from the same queue, pointer
+read, sparse-matrix read and arithmetic units, requantiser and leading non-zero detector.
 """
