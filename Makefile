@@ -9,7 +9,7 @@ LSTM_PES ?= 8
 JOBS   ?= 2
 BOARD  ?= ulx3s-85f
 
-.PHONY: sim test test-fast lint bench synth bitstream synth-sweep clean help
+.PHONY: sim test test-fast lint bench synth bitstream synth-sweep formal soak regen-golden clean help
 
 help:
 	@echo "make sim    - the built-in digits MLP, then the digits LSTM (ESE): train/load, compress, golden model, RTL"

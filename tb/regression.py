@@ -34,7 +34,7 @@ from eie.spec.image import load_images
 from eie.spec.network import QuantizedLayer, QuantizedNetwork
 
 __all__ = ["CONFIGS", "Case", "cases", "Materialised", "materialise", "check_case", "Mismatch",
-           "save_reproducer", "load_reproducer", "REPRODUCERS"]
+           "save_reproducer", "load_reproducer", "REPRODUCERS", "network_to_json", "network_from_json"]
 
 #: Where saved reproducers live (replayed by ``tests/test_random_regression.py``).
 REPRODUCERS = Path(__file__).resolve().parents[1] / "tests" / "reproducers"
@@ -163,7 +163,26 @@ def check_case(rtl, m: Materialised) -> np.ndarray:
 
 def _layer_dict(layer: QuantizedLayer) -> dict:
     return {"index": layer.index.tolist(), "codebook": layer.codebook.tolist(), "bias": layer.bias.tolist(),
-            "shift": int(layer.shift), "relu": bool(layer.relu)}
+            "shift": int(layer.shift), "relu": bool(layer.relu), "name": layer.name}
+
+
+def _layers_of(dicts) -> QuantizedNetwork:
+    layers = tuple(QuantizedLayer(index=np.asarray(d["index"], dtype=np.uint8).reshape(len(d["bias"]), -1),
+                                  codebook=np.asarray(d["codebook"], dtype=np.int64),
+                                  bias=np.asarray(d["bias"], dtype=np.int64), shift=d["shift"], relu=d["relu"],
+                                  name=d.get("name", ""))
+                   for d in dicts)
+    return QuantizedNetwork(layers=layers, input_frac_bits=0)
+
+
+def network_to_json(net: QuantizedNetwork) -> str:
+    """An integer network as JSON text (per layer: codebook indices, codebook, biases, shift, ReLU)."""
+    return json.dumps({"layers": [_layer_dict(layer) for layer in net.layers]}, indent=1) + "\n"
+
+
+def network_from_json(text: str) -> QuantizedNetwork:
+    """The network of :func:`network_to_json`."""
+    return _layers_of(json.loads(text)["layers"])
 
 
 def save_reproducer(m: Materialised, config_name: str, directory, *, error: str = "") -> Path:
@@ -182,11 +201,7 @@ def load_reproducer(path, directory) -> tuple[str, Materialised]:
     """``(config_name, Materialised)`` of a saved reproducer, its images written to ``directory``."""
     body = json.loads(Path(path).read_text())
     config = EIEConfig.from_dict(body["config"])
-    layers = tuple(QuantizedLayer(index=np.asarray(d["index"], dtype=np.uint8).reshape(len(d["bias"]), -1),
-                                  codebook=np.asarray(d["codebook"], dtype=np.int64),
-                                  bias=np.asarray(d["bias"], dtype=np.int64), shift=d["shift"], relu=d["relu"])
-                   for d in body["layers"])
-    net = QuantizedNetwork(layers=layers, input_frac_bits=0)
+    net = _layers_of(body["layers"])
     images = load_images(write_images(net, config, directory))
     return body["config_name"], Materialised(config, net, images, np.asarray(body["x"], dtype=np.int64),
                                              body["p_ready"], body["p_idle"], body["seed"])
