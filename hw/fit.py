@@ -98,10 +98,16 @@ def memories(config: EIEConfig) -> list[Memory]:
 
 
 def bram_blocks(depth: int, width: int, family: str) -> int:
-    """Block RAMs one ``depth`` × ``width`` memory takes (0 when it goes to distributed RAM)."""
+    """Block RAMs one ``depth`` × ``width`` memory takes (0 when it goes to distributed RAM).
+
+    ECP5: Yosys uses the 36-bit pseudo-dual-port mode (``PDPW16KD``, 512 × 36) only for memories of
+    at most 512 words; deeper ones are built from ``DP16KD`` of at most 18 bits (seen in the
+    ``memory_libmap`` lines of the builds' ``top.rpt``).
+    """
     if depth * width <= LUTRAM_BITS[family]:
         return 0
-    return min(-(-depth // d) * -(-width // w) for d, w in ASPECTS[family])
+    aspects = [(d, w) for d, w in ASPECTS[family] if not (family == "ecp5" and w > 18 and depth > d)]
+    return min(-(-depth // d) * -(-width // w) for d, w in aspects)
 
 
 def lut_estimate(config: EIEConfig, *, host_link: bool = True) -> int:
@@ -119,7 +125,13 @@ def plan(config: EIEConfig, device: Device) -> Plan:
 
 def _deepest(width: int, blocks: int, family: str) -> int:
     """The deepest memory of ``width`` bits that ``blocks`` block RAMs hold (0 if none)."""
-    return max((d * (blocks // -(-width // w)) for d, w in ASPECTS[family]), default=0)
+    best = 0
+    for d, w in ASPECTS[family]:
+        depth = d * (blocks // -(-width // w))
+        while depth > 0 and bram_blocks(depth, width, family) > blocks:     # a mode only for shallow memories
+            depth -= d
+        best = max(best, depth)
+    return best
 
 
 def size_for_device(device: Device, *, base: EIEConfig | None = None, n_pe: int | None = None,
