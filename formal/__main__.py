@@ -29,7 +29,7 @@ def main(argv=None) -> int:
             label = prop.name if breakage is None else f"{prop.name} / broken: {breakage.description}"
             job = prop.name if breakage is None else f"{prop.name}_broken{prop.breakages.index(breakage)}"
             result = run_sby(prop.design(breakage), name=job, mode=prop.mode, depth=prop.depth,
-                             workdir=args.workdir)
+                             workdir=args.workdir, timeout=prop.timeout)
             expected = "PASS" if breakage is None else "FAIL"
             ok = result.status == expected and (breakage is None or any(
                 breakage.fails in assertion_text(f) for f in result.failures))

@@ -34,7 +34,7 @@ FIXED_LATENCY = 24
 LIVENESS_CONFIG = SMALL.replace(weight_bits=1, max_rows_per_pe=2, ptr_depth=12, queue_depth=1)
 
 
-def small_images(seed: int = 3, shapes=(4, 3, 2), config=LIVENESS_CONFIG, *, density=0.5):
+def small_images(seed: int = 3, shapes=(2, 3, 2), config=LIVENESS_CONFIG, *, density=0.7):
     """Images of a small random network for ``config`` (in a temporary directory)."""
     net = random_network(seed, list(shapes), config, density=density, empty_cols=0.2)
     out = Path(tempfile.mkdtemp(prefix="eie-formal-")) / "images"
@@ -72,7 +72,7 @@ class LayerLiveness(Harness):
 
         layer = Signal.like(dut.layer)
         m.d.sync += layer.eq(dut.layer)
-        progress = (dut.layer != layer) | dut.done | (dut.o.valid & dut.o.ready)
+        progress = (dut.layer != layer) | dut.done | (dut.o.valid & dut.o.ready) | (dut.i.valid & dut.i.ready)
         waiting = (dut.i.ready & ~dut.i.valid) | (dut.o.valid & ~dut.o.ready)
         stall = Signal(range(self.bound + 1))
         with m.If(~dut.busy | progress | waiting):

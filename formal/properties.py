@@ -320,6 +320,7 @@ class Property:
     breakages: tuple[Breakage, ...]
     quick: bool = True
     params: dict = field(default_factory=dict)
+    timeout: float = 1800
 
     def design(self, breakage: Breakage | None = None):
         return self.harness(**self.params, mutate=breakage)
@@ -359,12 +360,12 @@ PROPERTIES = {p.name: p for p in [
         )),
     Property(
         "layer_liveness", "accelerator (2 PEs, 2 layers): every started layer finishes within a bound",
-        LayerLiveness, "bmc", 100, quick=False, breakages=(
+        LayerLiveness, "bmc", 90, quick=False, timeout=7200, breakages=(
             Breakage("the control never sees a layer's work finish", "quiet_q", 0, "deadlock"),
         )),
     Property(
         "layer_liveness_reach", "accelerator (2 PEs, 2 layers): a whole run (done) is reachable",
-        LayerLiveness, "cover", 100, quick=False, breakages=()),
+        LayerLiveness, "cover", 90, quick=False, timeout=7200, breakages=()),
     Property(
         "pointer_stream", "pointer read unit: its job stream follows the valid/ready rules",
         PointerStreamRules, "prove", 4, breakages=(
