@@ -6,9 +6,10 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from eie.hw.accelerator import _advance_interleaved
 from eie.hw.activation_store import OUT_LATENCY
 from eie.hw.codebook_loader import CodebookLoader
-from eie.hw.ese_io_map import Control, Flags
+from eie.hw.ese_io_map import Control, Flags, lstm_control_values
 from eie.hw.ese_pe import ESEProcessingElement, check_lstm_images, compute_layout, writeback_layout
 from eie.hw.io_map import LAYER_STRIDE, LayerField, Space, cfg_layout
 from eie.hw.layouts import ConfiguredComponent, Widths, activation_layout, bits_for, layer_layout
@@ -35,17 +36,6 @@ class Phase(enum.Enum, shape=3):
     PROJ = 5     #: the projection
     HEAD = 6     #: the head layers
     OUTPUT = 7   #: outputs stream out
-
-
-def _advance_interleaved(m, pe, addr, n_pe):
-    """Step ``(pe, addr)`` to the next element ``j`` of an interleaved vector (``j = addr·n_pe + pe``)."""
-    if n_pe == 1:
-        m.d.sync += addr.eq(addr + 1)
-    else:
-        with m.If(pe == n_pe - 1):
-            m.d.sync += [pe.eq(0), addr.eq(addr + 1)]
-        with m.Else():
-            m.d.sync += pe.eq(pe + 1)
 
 
 class ESEAccelerator(ConfiguredComponent):
@@ -177,7 +167,7 @@ class ESEAccelerator(ConfiguredComponent):
             for field, name in _FIELD_NAMES.items():
                 with m.If(cfg_valid & (cfg.space == Space.LAYER) & (cfg.addr == l * LAYER_STRIDE + field)):
                     m.d.sync += getattr(table[l], name).eq(cfg.data)
-        values = {} if img is None else {int(k): v for k, v in _control_values(img).items()}
+        values = {} if img is None else {Control.N_LAYERS: len(img.layers), **lstm_control_values(img)}
         regs = {
             Control.N_LAYERS: Signal(w.n_layers, name="n_layers", init=values.get(Control.N_LAYERS, 0)),
             Control.N_STEPS: Signal(steps, name="n_steps"),
@@ -284,7 +274,7 @@ class ESEAccelerator(ConfiguredComponent):
 
         def writeback(row, *, gates, dst_base):
             m.d.sync += [wb.n_out.eq(table[row].n_out), wb.bias_base.eq(table[row].bias_base),
-                         wb.shift.eq(table[row].shift), wb.relu.eq(table[row].relu & ~gates), wb.gates.eq(gates),
+                         wb.shift.eq(table[row].shift), wb.relu.eq(0 if gates else table[row].relu), wb.gates.eq(gates),
                          wb.dst_base.eq(dst_base), wb.bank.eq(t[0]), wb.first_step.eq(t == 0),
                          wb.hidden.eq(hidden), wb.h_shift.eq(regs[Control.H_SHIFT])]
 
@@ -436,8 +426,3 @@ class ESEAccelerator(ConfiguredComponent):
             out.base.eq(Array([h_base, head_dest(last_head)])[n_head != 0]),
         ]
         return m
-
-
-def _control_values(images) -> dict:
-    from eie.hw.ese_io_map import lstm_control_values
-    return {Control.N_LAYERS: len(images.layers), **lstm_control_values(images)}

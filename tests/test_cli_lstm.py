@@ -114,3 +114,17 @@ def test_an_mlp_is_refused_on_an_ese_configuration(tmp_path):
     code, text = run("compress", tmp_path / "mlp.pt", "--data", "digits", "--out", tmp_path / "img", "--config",
                      tmp_path / "hw.json")
     assert code == 1 and text.strip().startswith("Error: an ESE configuration (with act_depth, nl_bits) is for an LSTM")
+
+
+def test_the_python_api_compresses_and_runs_an_lstm(tmp_path):
+    import eie
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 4, 3)).astype(np.float32)
+    y = (x.sum(axis=(1, 2)) > 0).astype(np.int64)
+    result = eie.compress_model(Sign(), data=(x, y), config=digits_lstm_config(), density=0.5, prune_steps=1,
+                                retrain_epochs=1, finetune_epochs=0, allow_loss=True, out=tmp_path / "api")
+    assert result.is_lstm and repr(result).startswith("<Compressed LSTM 3 → 7 → 2 on 8 PEs, gate matrices")
+    assert result.golden(x[:5]).shape == (5, 2)
+    assert np.array_equal(result.golden(x[:5]), eie.load(tmp_path / "api").golden(x[:5]))
+    with pytest.raises(eie.InputError, match=r"^input has shape \(5, 12\) but the LSTM takes sequences"):
+        result.golden(x[:5].reshape(5, 12))
