@@ -212,3 +212,15 @@ def test_sequence_data_is_checked():
         prepare_sequences("digits", spec=spec)
     agreement = prepare_sequences(None, x, spec=spec, model=Toy().eval())
     assert agreement.task.kind == "agreement" and agreement.dataset.y_train.shape == (192, 2)
+
+
+def test_an_already_sparse_lstm_keeps_its_support():
+    model = Toy().eval()
+    with torch.no_grad():
+        model.lstm.weight_hh_l0[:, ::2] = 0.0
+    spec = read_lstm_model(model)
+    assert spec.is_sparse and spec.gate_mask[:, 3::2].sum() == 0
+    x, y = _toy()
+    prepared = prepare_sequences((x, y), spec=spec, seed=0)
+    result = run_lstm_pipeline(spec, prepared.dataset, CompressOptions(finetune_epochs=1))
+    assert np.array_equal(result.shared.gates.index != 0, spec.gate_mask)
