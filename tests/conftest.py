@@ -52,3 +52,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(
             f"random differential regression: {cases} cases ({per_config}) through the naive reference, "
             f"the golden model and the RTL; {mismatches} mismatches")
+
+
+@pytest.fixture(params=["amaranth", pytest.param("verilator", marks=pytest.mark.rtl)])
+def simulator(request):
+    """Each unit test runs once on Amaranth's simulator and once on cocotb/Verilator (``eie.tb.units``)."""
+    return request.param

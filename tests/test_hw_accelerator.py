@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """The whole accelerator in Amaranth's simulator on tiny random 2-layer networks.
 
-The reference is a deliberately naive integer model written from docs/numerics.md; the images
+The reference is the deliberately naive integer model :func:`eie.sim.golden.reference_forward`; the images
 come from ``eie.spec.emit`` (the contract's encoder), loaded through ``cfg`` or baked in.
 """
 
@@ -14,27 +14,11 @@ from amaranth.hdl import ClockDomain, Module
 from eie.hw.accelerator import EIEAccelerator
 from eie.hw.io_map import Space, image_writes
 from eie.hw.testing import simulate, stream_get, stream_put
+from eie.sim.golden import reference_forward
 from eie.sim.random_net import random_network
 from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 from eie.spec.image import load_images
-
-
-def reference(net, x, act_bits):
-    """Dense integer forward pass, straight from docs/numerics.md."""
-    lo, hi = -2 ** (act_bits - 1), 2 ** (act_bits - 1) - 1
-    a = [int(v) for v in x]
-    for layer in net.layers:
-        out = []
-        for i in range(layer.n_out):
-            t = int(layer.bias[i]) + sum(int(layer.codebook[layer.index[i, j]]) * a[j]
-                                         for j in range(layer.n_in))
-            s = layer.shift
-            r = (t + 2 ** (s - 1)) >> s if s > 0 else t
-            y = min(max(r, lo), hi)
-            out.append(max(y, 0) if layer.relu else y)
-        a = out
-    return a
 
 
 def tiny_config(n_pe, **changes):
@@ -113,7 +97,7 @@ def test_tiny_network(tmp_path, n_pe, via_cfg):
     vectors = input_vectors(config, 10, seed, (0.6, 0.0))
     results, stats = run_accelerator(config, images, vectors, via_cfg=via_cfg, seed=seed)
     for x, got in zip(vectors, results, strict=True):
-        assert got == reference(net, x, config.act_bits), f"seed {seed}, input {list(x)}"
+        assert got == reference_forward(net, x, config.act_bits), f"seed {seed}, input {list(x)}"
     assert stats["done"] == len(vectors)
     assert stats["layers_seen"] == {0, 1}
 
@@ -149,7 +133,7 @@ def test_cases(tmp_path, name):
     vectors = input_vectors(config, shapes[0], seed, densities)
     results, stats = run_accelerator(config, images, vectors, via_cfg=via_cfg, seed=seed)
     for x, got in zip(vectors, results, strict=True):
-        assert got == reference(net, x, config.act_bits), f"{name}: seed {seed}, input {list(x)}"
+        assert got == reference_forward(net, x, config.act_bits), f"{name}: seed {seed}, input {list(x)}"
     assert stats["layers_seen"] == set(range(len(shapes) - 1))
 
 
@@ -199,7 +183,7 @@ def test_reset_mid_layer_clears_accumulators(tmp_path):
             got.append(await stream_get(ctx, dut.o))
 
     simulate(top, bench, name="accelerator_reset")
-    assert got == reference(net, x1, config.act_bits), f"seed {seed}"
+    assert got == reference_forward(net, x1, config.act_bits), f"seed {seed}"
 
 
 def test_ignores_out_of_range_writes(tmp_path):
@@ -223,4 +207,4 @@ def test_ignores_out_of_range_writes(tmp_path):
             got.append(await stream_get(ctx, dut.o))
 
     simulate(dut, bench, name="accelerator_junk")
-    assert got == reference(net, x, config.act_bits)
+    assert got == reference_forward(net, x, config.act_bits)

@@ -1,13 +1,15 @@
 # amaranth: UnusedElaboratable=no
 """The sparse-matrix read unit: entry order, first flags, no bubbles between queued columns."""
 
-import random
-
 import pytest
 
 from eie.hw.sparse_matrix_read import SparseMatrixReadUnit
 from eie.hw.testing import simulate, stream_put
 from eie.spec.config import EIEConfig
+from eie.tb.units import run_unit
+from eie.tb.units import sparse_matrix_read as sparse
+
+UNIT_CONFIG = EIEConfig(n_pe=4, ptr_depth=64, mat_depth=64, max_rows_per_pe=16, bias_depth=32, max_layers=4)
 
 
 def config_for(entries_per_word):
@@ -46,29 +48,25 @@ def run(config, entries, jobs, seed):
     return trace
 
 
-@pytest.mark.parametrize("entries_per_word", [1, 3, 4, 8])
-def test_stream_without_bubbles(entries_per_word):
-    seed = entries_per_word
-    rng = random.Random(seed)
-    config = config_for(entries_per_word)
-    n_entries = 35 * entries_per_word // 2
-    entries = [(rng.randrange(8), rng.randrange(8)) for _ in range(n_entries)]
-    # Columns of 2..5 entries, each followed by an empty column, from a random offset.
-    jobs, e = [], rng.randrange(entries_per_word)
-    while True:
-        length = rng.randint(2, 5)
-        if e + length > n_entries:
-            break
-        jobs.append((e, e + length, rng.randint(-128, 127)))
-        jobs.append((e + length, e + length, 99))
-        e += length
-    trace = run(config, entries, jobs, seed)
-    want = [(v, z, int(n == start), act) for start, end, act in jobs
-            for n, (v, z) in enumerate(entries[start:end], start)]
-    assert [t[1:] for t in trace] == want, f"seed {seed}"
-    cycles = [t[0] for t in trace]
+@pytest.mark.parametrize("entries_per_word", [3, 8])
+def test_entries_in_order_with_idle_jobs(simulator, entries_per_word):
+    """Random columns, a third of them empty, with idle job input: every entry in order."""
+    params = {"config": UNIT_CONFIG.replace(entries_per_word=entries_per_word).to_dict()}
+    stimulus = sparse.stimulus(4, **params)
+    got = run_unit(simulator, sparse, params, stimulus)
+    assert got["entries"] == sparse.reference(stimulus, **params), "seed 4"
+
+
+@pytest.mark.parametrize("entries_per_word", [1, 3, 8])
+def test_no_bubble_between_queued_columns(simulator, entries_per_word):
+    params = {"config": UNIT_CONFIG.replace(entries_per_word=entries_per_word).to_dict()}
+    stimulus = sparse.stimulus(entries_per_word, packed=True, **params)
+    got = run_unit(simulator, sparse, params, stimulus)
+    assert got["entries"] == sparse.reference(stimulus, **params), f"seed {entries_per_word}"
+    cycles = got["cycles"]
     assert cycles == list(range(cycles[0], cycles[0] + len(cycles))), \
-        f"seed {seed}: bubbles in the entry stream"
+        f"seed {entries_per_word}: {len(range(cycles[0], cycles[-1] + 1)) - len(cycles)} bubble cycles"
+    assert cycles[0] == 5, "a job offered to an idle unit gives its first entry 5 cycles later"
 
 
 def test_empty_columns_only():
