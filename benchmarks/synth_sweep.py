@@ -2,9 +2,11 @@
 digits model on the iCEBreaker, from the project's own flow (`eie build`, YoWASP Yosys + nextpnr).
 
 Each point is one `eie build` in its own process (nextpnr is single-threaded), two at a time. The
-configurations are `eie.hw.fit.size_for_device` at each PE count (the deepest memories that fit), the
-clock target is the board's (150 MHz on the 85F) with --allow-timing-fail, so every point reports the
-Fmax it reaches. Results go to build/synth-sweep/ (one folder per point, report.md, results.json).
+ULX3S points use the reference memories of the timing targets (512 sparse-matrix words, 1,024
+pointers, 256 biases and 64 rows per PE, EIE's 16-bit activations and 4-bit indices), so that Fmax is
+compared at equal memories across PE counts; the clock target is the board's (150 MHz on the 85F) with
+--allow-timing-fail, so every point reports the Fmax it reaches. Results go to build/synth-sweep/
+(one folder per point, report.md, results.json).
 """
 
 from __future__ import annotations
@@ -78,7 +80,9 @@ def main() -> int:
     parser.add_argument("--no-icebreaker", action="store_true")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    points = [(f"ulx3s-85f-pe{n}", ["--board", "ulx3s-85f", "--pes", str(n)]) for n in map(int, args.pes.split(","))]
+    memories = ["--mat-depth", "512", "--ptr-depth", "1024", "--bias-depth", "256", "--max-rows-per-pe", "64"]
+    points = [(f"ulx3s-85f-pe{n}", ["--board", "ulx3s-85f", "--pes", str(n), *memories])
+              for n in map(int, args.pes.split(","))]
     if not args.no_icebreaker:
         points.append(("icebreaker-digits", ["--board", "icebreaker", "--images", str(digits_images())]))
     with ThreadPoolExecutor(args.jobs) as pool:
