@@ -137,7 +137,8 @@ def _text(report: dict) -> str:
 
 
 def build(board_name: str, *, out, config: EIEConfig | None = None, images=None, freq_mhz: float | None = None,
-          baud: int | None = None, allow_timing_fail: bool = False, seed: int = 1, log=print) -> BuildResult:
+          baud: int | None = None, allow_timing_fail: bool = False, seed: int = 1, check_fit: bool = True,
+          log=print) -> BuildResult:
     """Build the bitstream of the board top for ``board_name`` (see the module docstring).
 
     Parameters
@@ -159,6 +160,9 @@ def build(board_name: str, *, out, config: EIEConfig | None = None, images=None,
         Keep a bitstream whose clock misses ``freq_mhz`` instead of raising :class:`TimingError`.
     seed : int
         nextpnr's placement seed.
+    check_fit : bool
+        Refuse a configuration that the resource estimate (:func:`eie.hw.fit.plan`) says does not
+        fit, before running the tools; False lets the tools decide (sweeps that look for the limit).
     """
     from eie.hw.board import BoardTop
     from eie.hw.boards import load_board
@@ -170,7 +174,8 @@ def build(board_name: str, *, out, config: EIEConfig | None = None, images=None,
                               "compress with them")
         config = images.config
     config = config or size_for_device(board.device)
-    plan(config, board.device).check()
+    if check_fit:
+        plan(config, board.device).check()
     freq = float(freq_mhz or board.clock_mhz)
     env = _tool_env(board.device.family)
     top = BoardTop(board=board, config=config, images=images, freq_mhz=freq, baud=baud or board.baud)

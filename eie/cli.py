@@ -404,10 +404,12 @@ def synth(out, **kw):
 @click.option("--baud", type=int, default=None, help="Host link rate (default: the board's).")
 @click.option("--allow-timing-fail", is_flag=True, help="Keep a bitstream whose clock misses --freq.")
 @click.option("--seed", type=int, default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("--no-fit-check", is_flag=True, help="Run the tools even when the resource estimate says the "
+                                                    "configuration does not fit (to find the limit).")
 @json_option
 @hw_options
 @friendly
-def build(board, out, images_dir, freq, baud, allow_timing_fail, seed, as_json, **kw):
+def build(board, out, images_dir, freq, baud, allow_timing_fail, seed, no_fit_check, as_json, **kw):
     """Build a bitstream for a board with Yosys and nextpnr (YoWASP): Fmax, critical path, utilisation."""
     from eie import build as fpga
     from eie.hw.boards import load_board
@@ -427,7 +429,7 @@ def build(board, out, images_dir, freq, baud, allow_timing_fail, seed, as_json, 
         kw.clear()
         config = size_for_device(device, n_pe=overrides.get("n_pe"))
     result = fpga.build(board, out=out, config=config, images=images, freq_mhz=freq, baud=baud,
-                        allow_timing_fail=allow_timing_fail, seed=seed, log=log.print)
+                        allow_timing_fail=allow_timing_fail, seed=seed, check_fit=not no_fit_check, log=log.print)
     if as_json:
         click.echo(to_json(result.report))
     else:
