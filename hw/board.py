@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from amaranth.build import ResourceError
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from eie.hw.boards import Board
@@ -87,27 +88,31 @@ class BoardTop(Elaboratable):
         if platform is None:
             return m
         m.domains.sync = ClockDomain("sync")
+        clk_pin = platform.request(platform.default_clk, 0, dir="-")
         if self.board.device.family == "ice40":
             # The iCE40 oscillator pin feeds the PLL's pad input directly (no input buffer between).
-            m.submodules.pll = pll = PLL(self.pll_setting, pad=platform.request(platform.default_clk, 0, dir="-"))
+            m.submodules.pll = pll = PLL(self.pll_setting, pad=clk_pin)
         else:
             m.submodules.pll = pll = PLL(self.pll_setting)
-            m.d.comb += pll.clk_in.eq(platform.request(platform.default_clk, 0).i)
+            m.submodules.clk_buffer = clk_buffer = io.Buffer("i", clk_pin)
+            m.d.comb += pll.clk_in.eq(clk_buffer.i)
         # nextpnr derives the PLL output's constraint from the oscillator's and the PLL's dividers.
         m.d.comb += ClockSignal("sync").eq(pll.clk_out)
         m.submodules.reset = ResetSynchronizer(~pll.locked, domain="sync")
-        uart = platform.request(self.board.uart, 0)
-        m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
+        uart = platform.request(self.board.uart, 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [link.rx.eq(rx.i), tx.o.eq(link.tx)]
         for name in self.board.uart_enable:
-            m.d.comb += platform.request(name, 0).o.eq(1)
+            m.submodules[f"{name}_buffer"] = enable = io.Buffer("o", platform.request(name, 0, dir="-"))
+            m.d.comb += enable.o.eq(1)
         status = [link.busy, link.loaded, link.error, Signal(init=1)]
-        for number, signal in enumerate(status):
+        for number, signal in enumerate(status if self.board.leds else []):
             try:
-                led = platform.request(self.board.leds, number) if self.board.leds else None
+                pin = platform.request(self.board.leds, number, dir="-")
             except ResourceError:
                 break
-            if led is None:
-                break
+            m.submodules[f"led{number}"] = led = io.Buffer("o", pin)
             m.d.comb += led.o.eq(signal)
         return m
 

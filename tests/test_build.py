@@ -67,3 +67,19 @@ def test_read_report_reduces_nextpnr_json(tmp_path):
     path = report["critical_paths"][0]
     assert (path["delay_ns"], path["logic_ns"], path["routing_ns"]) == (3.5, 1.0, 2.0)
     assert (path["start"], path["end"]) == ("a.Q", "c.D")
+
+
+@pytest.mark.synth
+def test_a_small_configuration_places_routes_and_packs(tmp_path):
+    """The whole flow on a real board file, so that it cannot rot: 1 PE on the ULX3S 12F."""
+    code, out = run("build", "--board", "ulx3s-12f", "--out", tmp_path / "bit", "--pes", 1, "--mat-depth", 256,
+                    "--ptr-depth", 256, "--bias-depth", 64, "--max-rows-per-pe", 64, "--max-layers", 4,
+                    "--freq", 50, "--json")
+    assert code == 0, out
+    report = json.loads(out[out.index("{"):])
+    assert (tmp_path / "bit" / "top.bit").stat().st_size > 100_000
+    assert report["clock"]["met"] and report["clock"]["achieved_mhz"] >= 50
+    assert report["utilisation"]["MULT18X18D"]["used"] == 1
+    assert report["utilisation"]["DP16KD"]["used"] >= 4
+    assert report["critical_paths"] and report["critical_paths"][0]["end"]
+    assert (tmp_path / "bit" / "build.txt").read_text().startswith("board       ulx3s-12f")
