@@ -348,7 +348,7 @@ PROPERTIES = {p.name: p for p in [
         )) for n in (3, 5, 16)],
     Property(
         "scanner", "source scanner: every non-zero activation offered once, never a zero, stream rules",
-        ScannerContract, "bmc", 18, breakages=(
+        ScannerContract, "bmc", 16, quick=False, breakages=(
             Breakage("zeros are not filtered", "w_en", lambda s: s["data_valid"], "zero emitted"),
             Breakage("candidates are never written", "w_en", 0, "skip"),
         )),
