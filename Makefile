@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS) -m "not rtl and not synth"
+	$(BIN)/python -m pytest -n $(JOBS) -m "not rtl and not synth and not formal"
 
 lint: $(STAMP)
 	$(BIN)/ruff check eie compress hw sim tb tests benchmarks
