@@ -40,7 +40,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -m "not rtl and not synth and not formal"
 
 lint: $(STAMP)
-	$(BIN)/ruff check eie compress hw sim tb tests benchmarks
+	$(BIN)/ruff check eie compress hw sim tb formal tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compress_alexnet_fc6.py
