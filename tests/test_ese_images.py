@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """ESE images: round trip of random LSTMs, refusals between the two formats and of corrupt manifests."""
 
 import json
