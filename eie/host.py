@@ -25,6 +25,7 @@ from eie.spec.errors import EIEError
 from eie.spec.protocol import (
     HEADER_BYTES,
     LOAD_BEGIN_BYTES,
+    LOAD_END_BYTES,
     MAX_PAYLOAD,
     RESPONSE,
     SYNC,
@@ -260,7 +261,8 @@ class Device:
         """Load ``images`` into the device; returns the number of writes.
 
         The device checks the configuration hash before anything is written; the LOAD_DATA frames
-        then stream without waiting, and LOAD_END confirms that every write arrived.
+        then stream without waiting, and LOAD_END confirms that every write arrived and names what
+        was loaded (image id, n_in, n_out).
 
         Raises
         ------
@@ -270,8 +272,7 @@ class Device:
         """
         self._check_fits(images)
         config = images.config
-        begin = (hash_bytes(config.config_hash()) + hash_bytes(image_id(images))
-                 + struct.pack("<HH", images.n_in, images.n_out))
+        begin = hash_bytes(config.config_hash())
         assert len(begin) == LOAD_BEGIN_BYTES
         try:
             self.transact(Command.LOAD_BEGIN, begin)
@@ -292,7 +293,10 @@ class Device:
         baud, timeout = getattr(self.port, "baudrate", None), getattr(self.port, "timeout", None)
         if baud and timeout:
             patience += math.ceil(len(stream) * 10 / baud / timeout)
-        applied = self.transact(Command.LOAD_END, struct.pack("<I", len(writes)), patience)
+        end = struct.pack("<I", len(writes)) + hash_bytes(image_id(images)) + struct.pack("<HH", images.n_in,
+                                                                                            images.n_out)
+        assert len(end) == LOAD_END_BYTES
+        applied = self.transact(Command.LOAD_END, end, patience)
         if len(applied) != 4 or struct.unpack("<I", applied)[0] != len(writes):
             raise LinkError(f"LOAD_END confirmed {applied.hex()} instead of {len(writes)} writes")
         return len(writes)

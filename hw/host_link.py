@@ -2,16 +2,21 @@
 
 ::
 
-    rx pin ─▶ UARTReceiver ─▶ FIFO ─▶ FrameReceiver ─tokens─▶ command engine ─cfg──▶ EIEAccelerator
-                                                              (HostLink)     ─i───▶
-    tx pin ◀─ UARTTransmitter ◀─ FrameTransmitter ◀─tokens──                 ◀─o───
+    rx pin ─▶ UARTReceiver ─▶ FIFO ─▶ FrameReceiver ─tokens─▶ HostLink ──────cfg──▶ EIEAccelerator
+                                                              │ RecordDecoder ─┘ ─i──▶
+    tx pin ◀─ UARTTransmitter ◀─ FrameTransmitter ◀─bytes──── │ ErrorLog        ◀─o──
 
-:class:`FrameReceiver` finds frames (sync byte and a header that passes its CRC-8, anywhere in the
+:class:`FrameReceiver` finds frames (a sync byte and a header that passes its CRC-8, anywhere in the
 byte stream, so it resynchronises on the first valid header after garbage), checks the CRC-16 and the
 inter-byte timeout, and hands the command engine one token per header, payload byte and frame end.
-:class:`FrameTransmitter` wraps the engine's responses in frames. :class:`RecordDecoder` turns LOAD_DATA
-payloads into ``cfg`` writes. :class:`HostLink` is the command engine; :class:`HostLinkTop` puts the
-UART, the link and the accelerator together behind two pins.
+:class:`FrameTransmitter` wraps the engine's response bytes in frames. :class:`RecordDecoder` turns
+LOAD_DATA payloads into ``cfg`` writes and :class:`ErrorLog` keeps the error state. :class:`HostLink`
+is the command engine; :class:`HostLinkTop` puts the UART, the link and the accelerator together
+behind two pins.
+
+Everything is byte-serial: the line leaves at least 40 clock cycles per byte (10 bits of at least 4
+clocks), so each unit handles one byte at a time with narrow logic (one CRC step per byte, fields
+assembled in shift registers, responses read out of a byte table) instead of wide parallel networks.
 
 Streaming: LOAD_DATA and RUN payloads go to ``cfg`` and ``i`` as they arrive, before their frame's CRC
 is known, so nothing limits throughput but the line rate. A frame that then fails leaves a defined
@@ -22,7 +27,7 @@ with zeros and its outputs discarded, then the error is answered and the images 
 
 import functools
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -37,7 +42,9 @@ from eie.spec.protocol import (
     CRC8_POLY,
     CRC16_INIT,
     CRC16_POLY,
+    HEADER_BYTES,
     LOAD_BEGIN_BYTES,
+    LOAD_END_BYTES,
     RECORD_HEADER_BYTES,
     RESPONSE,
     STATUS_BYTES,
@@ -49,13 +56,14 @@ from eie.spec.protocol import (
     hash_bytes,
 )
 
-__all__ = ["crc_next", "Token", "rx_token_layout", "tx_token_layout", "FrameReceiver", "FrameTransmitter",
-           "RecordDecoder", "HostLink", "HostLinkTop", "DEFAULT_TIMEOUT_BYTES", "RX_FIFO_DEPTH"]
+__all__ = ["crc_next", "Token", "rx_token_layout", "header_layout", "tx_token_layout", "FrameReceiver",
+           "FrameTransmitter", "RecordDecoder", "ErrorLog", "HostLink", "HostLinkTop", "DEFAULT_TIMEOUT_BYTES",
+           "RX_FIFO_DEPTH"]
 
 #: Default inter-byte timeout of :class:`HostLinkTop`, in character times (65,536: 0.2 s at 3 Mbaud).
 DEFAULT_TIMEOUT_BYTES = 1 << 16
-#: Bytes the link buffers while the accelerator is not ready for a write (e.g. right after reset).
-RX_FIFO_DEPTH = 16
+#: Bytes the link buffers between the UART and the frame receiver (the UART holds one more).
+RX_FIFO_DEPTH = 2
 
 
 # --- CRCs as XOR networks -------------------------------------------------------------------------
@@ -90,28 +98,69 @@ def crc_next(crc, data, *, width: int, poly: int):
     return Cat(*out)
 
 
-def _crc8(data):
-    return crc_next(Const(0, 8), data, width=8, poly=CRC8_POLY)
+def _crc8_step(crc, byte):
+    return crc_next(crc, byte, width=8, poly=CRC8_POLY)
 
 
-def _crc16(crc, data):
-    return crc_next(crc, data, width=16, poly=CRC16_POLY)
+def _crc16_step(crc, byte):
+    return crc_next(crc, byte, width=16, poly=CRC16_POLY)
+
+
+def _crc8_unwind(byte):
+    """What ``byte`` contributes to the CRC-8 of a 5-byte window after the window moves on by one byte:
+    the CRC-8 of ``byte`` followed by five zero bytes (CRC-8 is linear, its initial value is 0)."""
+    return crc_next(Const(0, 8), Cat(byte, Const(0, 8 * (HEADER_BYTES - 1))), width=8, poly=CRC8_POLY)
+
+
+class ByteCrc(wiring.Component):
+    """A CRC register that takes one byte per cycle (unreflected, no final XOR).
+
+    **Latency.** ``value`` holds the CRC of the bytes taken up to the previous cycle.
+
+    Parameters
+    ----------
+    width : int
+        8 or 16.
+    poly : int
+    init : int
+        The value after ``restart``.
+
+    Attributes
+    ----------
+    byte : In(8)
+    en : In(1)
+        Take ``byte``.
+    restart : In(1)
+        Back to ``init`` (before the next byte).
+    value : Out(width)
+    """
+
+    def __init__(self, *, width: int, poly: int, init: int):
+        self._width, self._poly, self._init = width, poly, init
+        super().__init__({"byte": In(8), "en": In(1), "restart": In(1), "value": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.restart):
+            m.d.sync += self.value.eq(self._init)
+        with m.Elif(self.en):
+            m.d.sync += self.value.eq(crc_next(self.value, self.byte, width=self._width, poly=self._poly))
+        return m
 
 
 # --- frame receiver and transmitter --------------------------------------------------------------
 
 class Token(enum.Enum, shape=2):
-    """Kinds of tokens between the frame receiver/transmitter and the command engine."""
+    """Kinds of tokens from the frame receiver to the command engine."""
 
     HEADER = 0
     DATA = 1
     END = 2
 
 
-rx_token_layout = data.StructLayout({
-    "kind": Token, "cmd": 8, "seq": 8, "length": 16, "byte": 8, "end": 2,
-})
-tx_token_layout = data.StructLayout({"kind": Token, "cmd": 8, "seq": 8, "length": 16, "byte": 8})
+rx_token_layout = data.StructLayout({"kind": Token, "byte": 8, "end": 2})
+header_layout = data.StructLayout({"cmd": 8, "seq": 8, "length": 16})
+tx_token_layout = data.StructLayout({"byte": 8, "last": 1})
 
 
 def _check_timeout(timeout) -> int:
@@ -122,19 +171,59 @@ def _check_timeout(timeout) -> int:
     return timeout
 
 
+#: Taps of maximal-length LFSRs (Xilinx XAPP052), by width: the bits XORed into the next input bit.
+_LFSR_TAPS = {2: (2, 1), 3: (3, 2), 4: (4, 3), 5: (5, 3), 6: (6, 5), 7: (7, 6), 8: (8, 6, 5, 4), 9: (9, 5),
+              10: (10, 7), 11: (11, 9), 12: (12, 6, 4, 1), 13: (13, 4, 3, 1), 14: (14, 5, 3, 1), 15: (15, 14),
+              16: (16, 15, 13, 4), 17: (17, 14), 18: (18, 11), 19: (19, 6, 2, 1), 20: (20, 17), 21: (21, 19),
+              22: (22, 21), 23: (23, 18), 24: (24, 23, 22, 17), 25: (25, 22), 26: (26, 6, 2, 1), 27: (27, 5, 2, 1),
+              28: (28, 25), 29: (29, 27), 30: (30, 6, 4, 1), 31: (31, 28), 32: (32, 22, 2, 1)}
+
+
+def _lfsr_step(state, width: int):
+    """The LFSR state after one step (``state`` an int or an Amaranth value)."""
+    taps = [tap - 1 for tap in _LFSR_TAPS[width]]
+    if isinstance(state, int):
+        feedback = sum(state >> tap for tap in taps) & 1
+        return ((state << 1) | feedback) & ((1 << width) - 1)
+    return Cat(Cat(state[tap] for tap in taps).xor(), state[:width - 1])
+
+
+def _lfsr_after(state: int, steps: int, width: int) -> int:
+    """The LFSR state ``steps`` steps after ``state`` (the step is linear over GF(2): a matrix power)."""
+    def apply(matrix, vector):      # matrix: the images of the unit vectors
+        out = 0
+        for k, column in enumerate(matrix):
+            if vector >> k & 1:
+                out ^= column
+        return out
+
+    power = [_lfsr_step(1 << k, width) for k in range(width)]
+    while steps:
+        if steps & 1:
+            state = apply(power, state)
+        power = [apply(power, column) for column in power]
+        steps >>= 1
+    return state
+
+
 class FrameReceiver(wiring.Component):
     """Bytes in, frame tokens out: one HEADER, ``length`` DATA and one END token per frame.
 
-    The last six bytes seen outside a frame form a window; a frame starts when the window holds the
-    sync byte followed by a header whose CRC-8 checks (so a frame is found right after garbage, even
-    when the garbage ends in a sync byte). A sync byte whose header fails pulses ``header_error``.
-    The END token's ``end`` field is an :class:`~eie.spec.protocol.EndStatus`: OK, BAD_CRC (the CRC-16
-    over everything after the sync byte does not check) or TIMEOUT (no byte for ``timeout`` cycles
-    while the frame's payload or CRC was awaited; the frame is abandoned).
+    Outside a frame the receiver keeps the last five bytes (a header candidate), whether the byte
+    before them was the sync byte, and the CRC-8 of the five, updated per byte (CRC-8 is linear, so
+    the byte that leaves the window is taken out again). A frame starts when the byte before the
+    window is the sync byte and the CRC-8 is zero, so a frame is found right after garbage, even when
+    the garbage ends in a sync byte; a sync byte whose header fails pulses ``header_error``.
+    The CRC-16 then takes the five header bytes again (the window turns round once) and every later
+    byte. The END token's ``end`` field is an :class:`~eie.spec.protocol.EndStatus`: OK, BAD_CRC
+    (the CRC-16 over everything after the sync byte does not check) or TIMEOUT (no byte for
+    ``timeout`` cycles while the frame's payload or CRC was awaited; the frame is abandoned).
 
-    **Latency.** A header byte costs 2 cycles (shift, then check); payload bytes pass through in the
-    cycle they arrive. **Back-pressure.** ``o.ready`` low stalls ``i``; the timeout counts only while
-    ``i`` offers nothing.
+    **Latency.** A byte outside a frame costs 2 cycles (shift, then check); a found header 5 more
+    (the CRC-16 replay) before its HEADER token; payload bytes pass through in the cycle they arrive.
+    **Back-pressure.** ``o.ready`` low stalls ``i``; the timeout counts only while ``i`` offers
+    nothing. Nothing is taken from ``i`` while the END token waits, so the consumer may hold END
+    (and ``header``) until it has answered the frame.
 
     Parameters
     ----------
@@ -145,13 +234,16 @@ class FrameReceiver(wiring.Component):
     ----------
     i : In(stream.Signature(8))
     o : Out(stream.Signature(rx_token_layout))
+    header : Out(header_layout)
+        The frame's CMD, SEQ and LEN, from its HEADER token until its END token is taken.
     header_error : Out(1)
     in_frame : Out(1)
-        Between a header and its END token.
+        From a valid header until its END token is taken.
     """
 
     i: In(stream.Signature(8))
     o: Out(stream.Signature(rx_token_layout))
+    header: Out(header_layout)
     header_error: Out(1)
     in_frame: Out(1)
 
@@ -161,80 +253,93 @@ class FrameReceiver(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        window = Signal(8 * 6)
-        fresh = Signal()
-        header = window[8:]
-        header_ok = (window[:8] == SYNC) & (_crc8(header) == 0)
+        window = Signal(8 * (HEADER_BYTES - 1))   # CMD SEQ LEN_LO LEN_HI HCRC of a candidate
+        after_sync = Signal()                       # the byte before the window is SYNC
+        syndrome = Signal(8)                        # CRC-8 of the window
+        fresh = Signal()                            # a byte entered the window in the last cycle
+        length = window[16:32]                      # counts the payload down in place
         crc = Signal(16)
-        remaining = Signal(16)
-        tail = Signal()          # which CRC byte is next
-        end = Signal(2)
-        quiet = Signal(range(self._timeout))
+        steps = Signal(range(HEADER_BYTES))         # header bytes replayed, or CRC bytes received
+        timed_out = Signal()
+        # The quiet cycles are counted by an LFSR (no carry chain): it restarts from 1 whenever a byte
+        # is offered and the timeout is the state it reaches after ``timeout - 1`` quiet cycles.
+        width = max(2, (self._timeout).bit_length())
+        quiet = Signal(width, init=1)
+        expired = _lfsr_after(1, self._timeout - 1, width)
+        watching = Signal()
+        replay = Signal()
         accept = self.i.valid & self.i.ready
-        m.d.comb += [self.o.payload.cmd.eq(window[8:16]), self.o.payload.seq.eq(window[16:24]),
-                     self.o.payload.length.eq(window[24:40]), self.o.payload.byte.eq(self.i.payload),
-                     self.o.payload.end.eq(end)]
+        byte = Mux(replay, window[:8], self.i.payload)
+        m.d.comb += [self.header.eq(window[:32]), self.o.payload.byte.eq(self.i.payload),
+                     self.o.payload.end.eq(Mux(timed_out, EndStatus.TIMEOUT,
+                                               Mux(crc != 0, EndStatus.BAD_CRC, EndStatus.OK)))]
+        with m.If(accept | replay):
+            m.d.sync += crc.eq(_crc16_step(crc, byte))
+
+        m.d.sync += quiet.eq(_lfsr_step(quiet, width))
+        with m.If(~watching | self.i.valid):
+            m.d.sync += quiet.eq(1)
 
         def watch_timeout():
-            with m.If(accept | self.i.valid):
-                m.d.sync += quiet.eq(0)
-            with m.Elif(quiet == self._timeout - 1):
-                m.d.sync += end.eq(EndStatus.TIMEOUT)
+            m.d.comb += watching.eq(1)
+            with m.If(~self.i.valid & (quiet == expired)):
+                m.d.sync += timed_out.eq(1)
                 m.next = "END"
-            with m.Else():
-                m.d.sync += quiet.eq(quiet + 1)
-
-        with m.If(accept):
-            m.d.sync += crc.eq(_crc16(crc, self.i.payload))
 
         with m.FSM(name="frame_rx"):
             with m.State("HUNT"):
                 m.d.comb += self.i.ready.eq(~fresh)
-                m.d.sync += fresh.eq(0)
+                m.d.sync += fresh.eq(accept)
                 with m.If(accept):
-                    m.d.sync += [window.eq(Cat(window[8:], self.i.payload)), fresh.eq(1)]
-                with m.If(fresh & header_ok):
-                    m.d.sync += [crc.eq(_crc16(Const(CRC16_INIT, 16), header)), remaining.eq(window[24:40]),
-                                 quiet.eq(0), tail.eq(0)]
+                    m.d.sync += [window.eq(Cat(window[8:], byte)), after_sync.eq(window[:8] == SYNC),
+                                 syndrome.eq(_crc8_step(syndrome, byte) ^ _crc8_unwind(window[:8]))]
+                with m.If(fresh & after_sync):
+                    with m.If(syndrome == 0):
+                        m.d.sync += [crc.eq(CRC16_INIT), steps.eq(0)]
+                        m.next = "REPLAY"
+                    with m.Else():
+                        m.d.comb += self.header_error.eq(1)
+            with m.State("REPLAY"):
+                m.d.comb += [self.in_frame.eq(1), replay.eq(1)]
+                m.d.sync += [window.eq(Cat(window[8:], byte)), steps.eq(steps + 1)]
+                with m.If(steps == HEADER_BYTES - 2):
                     m.next = "HEADER"
-                with m.Elif(fresh & (window[:8] == SYNC)):
-                    m.d.comb += self.header_error.eq(1)
             with m.State("HEADER"):
                 m.d.comb += [self.in_frame.eq(1), self.o.valid.eq(1), self.o.payload.kind.eq(Token.HEADER)]
                 with m.If(self.o.ready):
+                    m.d.sync += steps.eq(0)
                     m.next = "PAYLOAD"
-                    with m.If(remaining == 0):
-                        m.next = "CRC"
             with m.State("PAYLOAD"):
-                m.d.comb += [self.in_frame.eq(1), self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready),
-                             self.o.payload.kind.eq(Token.DATA)]
-                with m.If(accept):
-                    m.d.sync += remaining.eq(remaining - 1)
-                    with m.If(remaining == 1):
-                        m.next = "CRC"
-                watch_timeout()
+                m.d.comb += [self.in_frame.eq(1), self.o.payload.kind.eq(Token.DATA)]
+                with m.If(length == 0):
+                    m.next = "CRC"
+                with m.Else():
+                    m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+                    with m.If(accept):
+                        m.d.sync += length.eq(length - 1)
+                    watch_timeout()
             with m.State("CRC"):
                 m.d.comb += [self.in_frame.eq(1), self.i.ready.eq(1)]
                 with m.If(accept):
-                    m.d.sync += tail.eq(1)
-                    with m.If(tail):
-                        m.d.sync += end.eq(Cat(_crc16(crc, self.i.payload) != 0, Const(0, 1)))
+                    m.d.sync += steps.eq(1)
+                    with m.If(steps[0]):
                         m.next = "END"
                 watch_timeout()
             with m.State("END"):
                 m.d.comb += [self.in_frame.eq(1), self.o.valid.eq(1), self.o.payload.kind.eq(Token.END)]
                 with m.If(self.o.ready):
-                    m.d.sync += window.eq(0)
+                    m.d.sync += [window.eq(0), after_sync.eq(0), syndrome.eq(0), timed_out.eq(0)]
                     m.next = "HUNT"
         return m
 
 
 class FrameTransmitter(wiring.Component):
-    """Frame tokens in, bytes out: a HEADER token sends the sync byte and the header, then exactly
-    ``length`` DATA tokens are sent as the payload, then the CRC-16 is appended.
+    """Frame bytes in, bytes out: the sync byte, the four header bytes taken from ``i`` (CMD, SEQ,
+    LEN_LO, LEN_HI), their CRC-8, the payload taken from ``i`` up to the byte marked ``last``, then
+    the CRC-16. A frame without payload has ``last`` on LEN_HI; LEN must count the payload bytes.
 
     **Throughput.** One byte per cycle of ``o`` (the UART sets the pace). **Back-pressure.** ``i`` is
-    ready only while its token's byte can go out on ``o``.
+    ready only while its byte can go out on ``o``; the sync byte goes out once ``i`` offers CMD.
 
     Attributes
     ----------
@@ -247,44 +352,51 @@ class FrameTransmitter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        head = Signal(32)        # cmd, seq, length
-        index = Signal(range(6))
-        remaining = Signal(16)
-        crc = Signal(16)
-        tail = Signal()
-        covered = Signal()       # the byte on ``o`` enters the CRC-16
-        with m.If(self.o.valid & self.o.ready & covered):
-            m.d.sync += crc.eq(_crc16(crc, self.o.payload))
+        m.submodules.hcrc = hcrc = ByteCrc(width=8, poly=CRC8_POLY, init=0)
+        m.submodules.crc = crc = ByteCrc(width=16, poly=CRC16_POLY, init=CRC16_INIT)
+        head = Signal(range(4))
+        empty = Signal()
+        sent = self.o.valid & self.o.ready
+        in_hcrc = Signal()
+        m.d.comb += [hcrc.byte.eq(self.i.payload.byte), crc.byte.eq(Mux(in_hcrc, hcrc.value, self.i.payload.byte))]
+
+        def pass_through():
+            m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload.byte),
+                         self.i.ready.eq(self.o.ready), crc.en.eq(sent)]
+
         with m.FSM(name="frame_tx"):
             with m.State("IDLE"):
-                m.d.comb += self.i.ready.eq(1)
-                with m.If(self.i.valid & (self.i.payload.kind == Token.HEADER)):
-                    p = self.i.payload
-                    m.d.sync += [head.eq(Cat(p.cmd, p.seq, p.length)), remaining.eq(p.length), index.eq(0),
-                                 crc.eq(CRC16_INIT), tail.eq(0)]
+                m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(SYNC), hcrc.restart.eq(1),
+                             crc.restart.eq(1)]
+                with m.If(sent):
+                    m.d.sync += head.eq(0)
                     m.next = "HEADER"
             with m.State("HEADER"):
-                byte = Array([Const(SYNC, 8), head[:8], head[8:16], head[16:24], head[24:32], _crc8(head)])[index]
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(byte), covered.eq(index != 0)]
+                pass_through()
+                m.d.comb += hcrc.en.eq(sent)
+                with m.If(sent):
+                    m.d.sync += head.eq(head + 1)
+                    with m.If(head == 3):
+                        m.d.sync += empty.eq(self.i.payload.last)
+                        m.next = "HCRC"
+            with m.State("HCRC"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(hcrc.value), in_hcrc.eq(1), crc.en.eq(sent)]
                 with m.If(self.o.ready):
-                    m.d.sync += index.eq(index + 1)
-                    with m.If(index == 5):
-                        m.next = "PAYLOAD"
-                        with m.If(remaining == 0):
-                            m.next = "CRC"
+                    m.next = "PAYLOAD"
+                    with m.If(empty):
+                        m.next = "CRC_HI"
             with m.State("PAYLOAD"):
-                m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload.byte),
-                             self.i.ready.eq(self.o.ready), covered.eq(1)]
-                with m.If(self.o.valid & self.o.ready):
-                    m.d.sync += remaining.eq(remaining - 1)
-                    with m.If(remaining == 1):
-                        m.next = "CRC"
-            with m.State("CRC"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(Mux(tail, crc[:8], crc[8:]))]
+                pass_through()
+                with m.If(sent & self.i.payload.last):
+                    m.next = "CRC_HI"
+            with m.State("CRC_HI"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(crc.value[8:])]
                 with m.If(self.o.ready):
-                    m.d.sync += tail.eq(1)
-                    with m.If(tail):
-                        m.next = "IDLE"
+                    m.next = "CRC_LO"
+            with m.State("CRC_LO"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(crc.value[:8])]
+                with m.If(self.o.ready):
+                    m.next = "IDLE"
         return m
 
 
@@ -292,20 +404,24 @@ class FrameTransmitter(wiring.Component):
 
 class _Phase(enum.Enum, shape=2):
     HEADER = 0
-    CHECK = 1
-    WORDS = 2
-    DROP = 3
+    WORDS = 1
+    DROP = 2
 
 
 class RecordDecoder(ConfiguredComponent):
     """LOAD_DATA payload bytes in, ``cfg`` writes out (record layout: :mod:`eie.hw.link_map`).
 
-    A record header is checked when complete: the space must exist, the address fit the ``cfg``
-    address field and the count be non-zero; otherwise ``error`` rises and the rest of the frame is
-    dropped. ``start`` (a new frame) clears the error and expects a record header.
+    The record header's fields go straight into the registers behind ``cfg.payload`` (space, PE,
+    address) and a word counter; its checks are made as its bytes pass: the space must exist, the
+    address fit the ``cfg`` address field and the count be non-zero, otherwise ``error`` rises and the
+    rest of the frame is dropped. A word's bytes (little-endian) shift in from the top of a register
+    as wide as the widest word; a narrower word is then shifted down with zeros, one byte per cycle
+    without waiting for input. ``start`` (a new frame) clears the error and expects a record header.
 
-    **Throughput.** One byte per cycle while ``cfg`` is ready, i.e. a write per word's bytes plus one
-    cycle per record header. **Back-pressure.** ``cfg`` holds one write; ``i`` stalls while it waits.
+    **Latency.** A write is offered on ``cfg`` one cycle after its word's last byte, plus one cycle
+    per byte it is narrower than the widest word. **Throughput.** One byte per cycle while ``cfg`` is
+    ready. **Back-pressure.** ``cfg`` holds one write; ``i`` stalls while it waits (and, for a record
+    header, until it is taken).
 
     Attributes
     ----------
@@ -316,7 +432,7 @@ class RecordDecoder(ConfiguredComponent):
     boundary : Out(1)
         The bytes since ``start`` end on a record boundary.
     idle : Out(1)
-        No write is waiting on ``cfg``.
+        No write is waiting on ``cfg`` or being aligned.
     """
 
     def __init__(self, *, config):
@@ -335,79 +451,184 @@ class RecordDecoder(ConfiguredComponent):
         c = self._config
         nbytes = word_bytes(c)
         widest = max(nbytes.values())
-        header = Signal(8 * RECORD_HEADER_BYTES)
-        hindex = Signal(range(RECORD_HEADER_BYTES))
-        space, pe, addr, count = header[:8], header[8:16], header[16:48], header[48:64]
-        phase = Signal(_Phase)
+        aw = addr_width(c)
+        space = Signal(Space)
+        pe = Signal(8)
+        addr = Signal(aw)
         word = Signal(8 * widest)
-        windex = Signal(range(widest))
-        last_byte = Signal(range(widest))
-        left = Signal(16)
-        write_addr = Signal(addr_width(c))
-        assembled = Signal(8 * widest)
+        count = Signal(16)
+        index = Signal(range(max(RECORD_HEADER_BYTES, widest)))
+        phase = Signal(_Phase)
+        bad = Signal()            # the record header read so far is malformed
+        bad_byte = Signal()
         accept = self.i.valid & self.i.ready
-        m.d.comb += [assembled.eq(word), assembled.word_select(windex, 8).eq(self.i.payload),
-                     self.idle.eq(~self.cfg.valid), self.boundary.eq((phase == _Phase.HEADER) & (hindex == 0))]
+        byte = self.i.payload
+        needs_byte = Signal()     # the word's next byte comes from ``i`` (else a zero aligns it)
+        with m.Switch(space):
+            for s, n in nbytes.items():
+                with m.Case(s):
+                    m.d.comb += needs_byte.eq(index < n)
+        m.d.comb += [
+            self.cfg.payload.space.eq(space), self.cfg.payload.pe.eq(pe), self.cfg.payload.addr.eq(addr),
+            self.cfg.payload.data.eq(word), self.boundary.eq((phase == _Phase.HEADER) & (index == 0)),
+            self.idle.eq(~self.cfg.valid & ~((phase == _Phase.WORDS) & ~needs_byte)),
+        ]
         with m.If(self.cfg.ready):
             m.d.sync += self.cfg.valid.eq(0)
+        with m.If(self.cfg.valid & self.cfg.ready):
+            m.d.sync += addr.eq(addr + 1)
 
         with m.Switch(phase):
             with m.Case(_Phase.HEADER):
-                m.d.comb += self.i.ready.eq(1)
+                m.d.comb += self.i.ready.eq(~self.cfg.valid)   # the fields are the pending write's
+                with m.Switch(index):
+                    def load(field, value):
+                        with m.If(accept):
+                            m.d.sync += field.eq(value)
+
+                    with m.Case(0):
+                        m.d.comb += bad_byte.eq(byte > max(Space))
+                        load(space, byte[:3])
+                    with m.Case(1):
+                        load(pe, byte)
+                    for k in range(4):         # addr, little-endian: what does not fit must be 0
+                        lo, kept = 8 * k, max(0, min(8, aw - 8 * k))
+                        with m.Case(2 + k):
+                            if kept:
+                                load(addr[lo:lo + kept], byte[:kept])
+                            if kept < 8:
+                                m.d.comb += bad_byte.eq(byte[kept:] != 0)
+                    with m.Case(6):
+                        load(count[:8], byte)
+                    with m.Case(7):
+                        load(count[8:], byte)
+                        m.d.comb += bad_byte.eq((byte == 0) & (count[:8] == 0))
                 with m.If(accept):
-                    m.d.sync += [header.word_select(hindex, 8).eq(self.i.payload), hindex.eq(hindex + 1)]
-                    with m.If(hindex == RECORD_HEADER_BYTES - 1):
-                        m.d.sync += [hindex.eq(0), phase.eq(_Phase.CHECK)]
-            with m.Case(_Phase.CHECK):
-                with m.If((space > max(Space)) | (addr[addr_width(c):] != 0) | (count == 0)):
-                    m.d.sync += [self.error.eq(1), phase.eq(_Phase.DROP)]
-                with m.Else():
-                    m.d.sync += [write_addr.eq(addr), left.eq(count), word.eq(0), windex.eq(0), phase.eq(_Phase.WORDS),
-                                 last_byte.eq(Array(Const(nbytes[s] - 1, range(widest)) for s in Space)[space[:3]])]
+                    m.d.sync += [bad.eq(Mux(index == 0, 0, bad) | bad_byte), index.eq(index + 1)]
+                    with m.If(index == RECORD_HEADER_BYTES - 1):
+                        m.d.sync += index.eq(0)
+                        with m.If(bad | bad_byte):
+                            m.d.sync += [self.error.eq(1), phase.eq(_Phase.DROP)]
+                        with m.Else():
+                            m.d.sync += phase.eq(_Phase.WORDS)
             with m.Case(_Phase.WORDS):
-                m.d.comb += self.i.ready.eq(~self.cfg.valid | self.cfg.ready)
-                with m.If(accept):
-                    m.d.sync += [word.eq(assembled), windex.eq(windex + 1)]
-                    with m.If(windex == last_byte):
-                        p = self.cfg.payload
-                        m.d.sync += [self.cfg.valid.eq(1), p.space.eq(space[:3]), p.pe.eq(pe),
-                                     p.addr.eq(write_addr), p.data.eq(assembled[:data_width(c)]),
-                                     write_addr.eq(write_addr + 1), left.eq(left - 1), word.eq(0), windex.eq(0)]
-                        with m.If(left == 1):
+                shift = Signal()
+                with m.If(needs_byte):
+                    m.d.comb += [self.i.ready.eq(~self.cfg.valid | self.cfg.ready), shift.eq(accept)]
+                with m.Else():
+                    m.d.comb += shift.eq(~self.cfg.valid | self.cfg.ready)
+                with m.If(shift):
+                    m.d.sync += [word.eq(Cat(word[8:], Mux(needs_byte, byte, 0))), index.eq(index + 1)]
+                    with m.If(index == widest - 1):
+                        m.d.sync += [index.eq(0), self.cfg.valid.eq(1), count.eq(count - 1)]
+                        with m.If(count == 1):
                             m.d.sync += phase.eq(_Phase.HEADER)
             with m.Case(_Phase.DROP):
                 m.d.comb += self.i.ready.eq(1)
         with m.If(self.start):
-            m.d.sync += [self.error.eq(0), hindex.eq(0), phase.eq(_Phase.HEADER)]
+            m.d.sync += [self.error.eq(0), index.eq(0), phase.eq(_Phase.HEADER)]
+        return m
+
+
+# --- the error log -------------------------------------------------------------------------------
+
+class ErrorLog(wiring.Component):
+    """The device's error state: the last error (sticky), the error count (saturating) and the first
+    error of the load in progress (any error while loading fails the load).
+
+    **Latency.** An error offered on ``code`` (one per cycle; :data:`ErrorCode.NONE` for none) shows
+    on the outputs in the next cycle.
+
+    Attributes
+    ----------
+    code : In(ErrorCode)
+        An error that happened in this cycle.
+    loading : In(1)
+        A load is in progress.
+    restart : In(1)
+        A load begins: forget the previous load's error.
+    last : Out(ErrorCode)
+    count : Out(16)
+    load_error : Out(ErrorCode)
+    """
+
+    code: In(ErrorCode)
+    loading: In(1)
+    restart: In(1)
+    last: Out(ErrorCode)
+    count: Out(16)
+    load_error: Out(ErrorCode)
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.code != ErrorCode.NONE):
+            m.d.sync += [self.last.eq(self.code), self.count.eq(self.count + (self.count != 0xFFFF))]
+            with m.If(self.loading & (self.load_error == ErrorCode.NONE)):
+                m.d.sync += self.load_error.eq(self.code)
+        with m.If(self.restart):
+            m.d.sync += self.load_error.eq(ErrorCode.NONE)
         return m
 
 
 # --- the command engine --------------------------------------------------------------------------
 
-class _Mode(enum.Enum, shape=2):
+class _Mode(enum.Enum, shape=3):
     """What the command engine does with a frame's payload bytes."""
 
     SKIP = 0      # drop them (the command is refused or has no payload)
-    ARGS = 1      # shift them into the argument register (LOAD_BEGIN, LOAD_END)
-    RECORDS = 2   # LOAD_DATA: to the record decoder
-    INPUT = 3     # RUN: assemble input elements for ``i``
+    HASH = 1      # LOAD_BEGIN: compare them with the configuration hash
+    COMMIT = 2    # LOAD_END: compare the write count, then shift the image id, n_in and n_out in
+    RECORDS = 3   # LOAD_DATA: to the record decoder
+    INPUT = 4     # RUN: assemble input elements for ``i``
 
 
-class _Body(enum.Enum, shape=3):
-    """The fixed-layout response bodies."""
+class _Reply(enum.Enum, shape=3):
+    """The responses, as byte tables (:func:`_reply_table`)."""
 
-    EMPTY = 0
+    EMPTY = 0     # LOAD_BEGIN
     STATUS = 1
     ERROR = 2     # error code, the request's command, flags
-    WRITES = 3    # LOAD_END: the number of writes applied (u32)
-    CYCLES = 4    # the tail of a RUN response (u32)
+    WRITES = 3    # LOAD_END: the counter (writes applied); its last 4 bytes also end a RUN response
+    RUN = 4       # the header of a RUN response; the outputs follow, then the counter (compute cycles)
 
 
-_BODY_BYTES = {_Body.EMPTY: 0, _Body.STATUS: STATUS_BYTES, _Body.ERROR: 3, _Body.WRITES: 4, _Body.CYCLES: 4}
+class _Byte(enum.Enum, shape=4):
+    """Where a response byte comes from."""
+
+    ZERO = 0
+    OK_CMD = 1          # the request's CMD | RESPONSE
+    ERROR_CMD = 2       # Command.ERROR
+    CMD = 3             # the request's CMD
+    SEQ = 4
+    LENGTH = 5          # LEN_LO: the constant of the response kind, or a RUN response's
+    RUN_LENGTH_HI = 6
+    STATUS_CONST = 7    # the constant STATUS fields (version, configuration hash, n_pe, act_bits)
+    FLAGS = 8
+    LAST_ERROR = 9
+    ERROR_COUNT_LO = 10
+    ERROR_COUNT_HI = 11
+    IMAGE = 12          # the next byte of the loaded image id, n_in, n_out (zeros when not loaded)
+    CODE = 13           # the error answered
+    COUNT = 14          # byte ``index % 4`` of the counter
 
 
-def _le_bytes(value, n):
-    return [value[8 * k:8 * k + 8] for k in range(n)]
+def _status_constants(config) -> list[int]:
+    """The constant leading fields of STATUS: version, configuration hash, n_pe, act_bits."""
+    return [VERSION, *hash_bytes(config.config_hash()), *config.n_pe.to_bytes(2, "little"), config.act_bits]
+
+
+#: Each response's bytes from CMD on (what :class:`FrameTransmitter` frames) and its payload length
+#: (None: computed, for RUN).
+_REPLIES = {
+    _Reply.EMPTY: ([_Byte.OK_CMD, _Byte.SEQ, _Byte.LENGTH, _Byte.ZERO], 0),
+    _Reply.STATUS: ([_Byte.OK_CMD, _Byte.SEQ, _Byte.LENGTH, _Byte.ZERO] + [_Byte.STATUS_CONST] * 12
+                    + [_Byte.FLAGS, _Byte.LAST_ERROR, _Byte.ERROR_COUNT_LO, _Byte.ERROR_COUNT_HI]
+                    + [_Byte.IMAGE] * 12, STATUS_BYTES),
+    _Reply.ERROR: ([_Byte.ERROR_CMD, _Byte.SEQ, _Byte.LENGTH, _Byte.ZERO, _Byte.CODE, _Byte.CMD, _Byte.FLAGS], 3),
+    _Reply.WRITES: ([_Byte.OK_CMD, _Byte.SEQ, _Byte.LENGTH, _Byte.ZERO] + [_Byte.COUNT] * 4, 4),
+    _Reply.RUN: ([_Byte.OK_CMD, _Byte.SEQ, _Byte.LENGTH, _Byte.RUN_LENGTH_HI], None),
+}
+assert all(length is None or len(spec) == 4 + length for spec, length in _REPLIES.values())
 
 
 class HostLink(ConfiguredComponent):
@@ -415,14 +636,19 @@ class HostLink(ConfiguredComponent):
     accelerator's ``cfg``, ``i`` and ``o``.
 
     One frame is handled at a time: the host sends a request after the response to the previous one,
-    except LOAD_DATA frames, which are never answered and follow each other back to back. ``rx`` has
-    a :data:`RX_FIFO_DEPTH`-byte FIFO for the cycles in which ``cfg`` or ``i`` is not ready.
+    except LOAD_DATA frames, which are never answered and follow each other back to back. While a
+    frame is answered its END token is held, so nothing more is taken from ``rx`` (a
+    :data:`RX_FIFO_DEPTH`-byte FIFO and the UART's own register absorb short stalls).
 
-    **Latency.** A response's sync byte reaches the transmitter about 5 cycles after the last byte of
-    its request leaves the receive FIFO (RUN: the outputs follow as the accelerator produces them and
-    the line takes them).
-    **Throughput.** LOAD_DATA payloads reach ``cfg`` at the line rate: one write per word's bytes,
-    with no handshake per write or per frame; RUN payloads reach ``i`` at one element per
+    Named pieces: :meth:`_decode_header` (the refusal and payload mode from CMD and LEN),
+    :meth:`_take_payload`, :meth:`_finish` (the outcome of a frame and the device state),
+    :meth:`_complete_failed_run`, and :meth:`_respond` (responses read from :func:`_reply_table`,
+    the RUN outputs between them).
+
+    **Latency.** A response's sync byte reaches the transmitter 2 cycles after the END token of its
+    request is offered (RUN: the outputs follow as the accelerator produces them and the line takes
+    them). **Throughput.** LOAD_DATA payloads reach ``cfg`` at the line rate: one write per word's
+    bytes, with no handshake per write or per frame; RUN payloads reach ``i`` at one element per
     ``ceil(act_bits / 8)`` bytes. **Back-pressure.** ``tx`` and ``o`` are honoured every cycle.
 
     Parameters
@@ -482,312 +708,342 @@ class HostLink(ConfiguredComponent):
         m = Module()
         c = self._config
         img = self._images
-        act_bytes = -(-c.act_bits // 8)
-
         m.submodules.rx_fifo = fifo = SyncFIFO(width=8, depth=RX_FIFO_DEPTH)
         m.submodules.receiver = receiver = FrameReceiver(timeout=self._timeout)
         m.submodules.transmitter = transmitter = FrameTransmitter()
         m.submodules.records = records = RecordDecoder(config=c)
-        m.d.comb += [fifo.w_en.eq(self.rx.valid), fifo.w_data.eq(self.rx.payload), self.rx.ready.eq(fifo.w_rdy)]
+        m.submodules.errors = errors = ErrorLog()
+        wiring.connect(m, wiring.flipped(self.rx), fifo.w_stream)
         wiring.connect(m, fifo.r_stream, receiver.i)
         wiring.connect(m, transmitter.o, wiring.flipped(self.tx))
         wiring.connect(m, records.cfg, wiring.flipped(self.cfg))
-        tok = receiver.o
-        out = transmitter.i
 
-        # --- device state (docs/host-protocol.md, "Device state") ----------------------------------
-        loaded = Signal(init=img is not None)
-        loading = Signal()
-        load_error = Signal(ErrorCode)
-        load_writes = Signal(32)
-        loaded_id = Signal(64, init=0 if img is None else int.from_bytes(hash_bytes(image_id(img)), "little"))
-        n_in = Signal(16, init=0 if img is None else img.n_in)
-        n_out = Signal(16, init=0 if img is None else img.n_out)
-        pending = Signal(96)              # image id, n_in, n_out of the load in progress
-        last_error = Signal(ErrorCode)
-        error_count = Signal(16)
-        failed = Signal()
-        flags = Cat(loaded, loading, Const(img is not None, 1), self.busy, Const(0, 4))
-        m.d.comb += [self.loaded.eq(loaded), self.error.eq(failed)]
-        with m.If(self.cfg.valid & self.cfg.ready):
-            m.d.sync += load_writes.eq(load_writes + 1)
+        e = _Engine(c, img, self.busy, receiver, transmitter, records, errors)
+        m.d.comb += [self.loaded.eq(e.loaded), self.error.eq(e.failed), errors.loading.eq(e.loading)]
+        with m.If(ResetSignal()):
+            m.d.sync += e.image.eq(e.baked_image)
+        self._count(m, e)
+        self._log_line_errors(m, e)
+        self._reply_bytes(m, e)
+        with m.FSM(name="link"):
+            with m.State("IDLE"):
+                m.d.comb += e.tok.ready.eq(1)
+                with m.If(e.tok.valid):                 # always a HEADER token here
+                    self._decode_header(m, e)
+                    m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                self._take_payload(m, e)
+            with m.State("FINISH"):
+                self._finish(m, e)
+            self._complete_failed_run(m, e)
+            self._respond(m, e)
+        return m
 
-        # --- the frame in hand ---------------------------------------------------------------------
-        cmd = Signal(8)
-        seq = Signal(8)
-        mode = Signal(_Mode)
-        refusal = Signal(ErrorCode)       # decided from the header
-        end = Signal(2)                   # EndStatus
-        rx_fault = Signal(ErrorCode)      # a UART error while the frame was arriving
-        args = Signal(8 * (LOAD_BEGIN_BYTES - 8))
-        hash_ok = Signal()
-        index = Signal(range(LOAD_BEGIN_BYTES + 1))
-        config_hash = Array(Const(b, 8) for b in hash_bytes(c.config_hash()))
-
-        # --- the error log: one error per cycle (the last assignment wins); any error fails a load --
-        record = Signal(ErrorCode)
-        with m.If(record != ErrorCode.NONE):
-            m.d.sync += [last_error.eq(record), error_count.eq(error_count + (error_count != 0xFFFF))]
-            with m.If(loading & (load_error == ErrorCode.NONE)):
-                m.d.sync += load_error.eq(record)
-        with m.If(receiver.header_error):
-            m.d.comb += record.eq(ErrorCode.BAD_HEADER)
-        for pulse, code in ((self.framing_error, ErrorCode.FRAMING), (self.overrun, ErrorCode.OVERRUN)):
-            with m.If(pulse):
-                m.d.comb += record.eq(code)
-                with m.If(receiver.in_frame & (rx_fault == ErrorCode.NONE)):
-                    m.d.sync += rx_fault.eq(code)
-
-        # --- RUN: input elements, the cycle counter, the outputs -----------------------------------
-        element = Signal(8 * act_bytes)
-        byte_index = Signal(range(act_bytes))
-        sent = Signal(16)
+    def _count(self, m, e):
+        """The counter: ``cfg`` writes while loading (LOAD_BEGIN clears it), and in a RUN the clock
+        cycles from the edge that accepts the last input to the one that could accept the first
+        output (what the RTL testbench reports as the sum of the layers' cycles). A RUN is refused
+        while loading, so the two never overlap."""
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += sent.eq(sent + 1)
-        # Compute cycles: from the edge that accepts the last input to the one that could accept the
-        # first output (what the RTL testbench reports as the sum of the layers' cycles).
-        counting = Signal()
-        cycles = Signal(32)
-        with m.If(self.i.valid & self.i.ready & (sent == n_in - 1)):
-            m.d.sync += [counting.eq(1), cycles.eq(0)]
-        with m.Elif(counting):
-            m.d.sync += cycles.eq(cycles + (cycles != 0xFFFF_FFFF))
-            with m.If(self.o.valid):
-                m.d.sync += counting.eq(0)
-        done_seen = Signal()
+            m.d.sync += [e.count.eq(0), e.counting.eq(1)]
+        with m.Elif((self.cfg.valid & self.cfg.ready) | e.counting):
+            m.d.sync += e.count.eq(e.count + 1)
+        with m.If(self.o.valid):
+            m.d.sync += e.counting.eq(0)
         with m.If(self.done):
-            m.d.sync += done_seen.eq(1)
-        received = Signal(16)
-        word = Signal(8 * act_bytes)
-        have_word = Signal()
-        word_byte = Signal(range(act_bytes))
-        run_failed = Signal()
+            m.d.sync += e.done_seen.eq(1)
 
-        # --- responses -----------------------------------------------------------------------------
-        body = Signal(_Body)
-        body_index = Signal(range(STATUS_BYTES + 1))
-        response_cmd = Signal(8)
-        response_length = Signal(16)
-        reply_error = Signal(ErrorCode)
-        body_byte = Signal(8)
-        bodies = {
-            _Body.STATUS: [Const(VERSION, 8), *config_hash, *_le_bytes(Const(c.n_pe, 16), 2), Const(c.act_bits, 8),
-                           flags, last_error, *_le_bytes(error_count, 2), *_le_bytes(loaded_id, 8),
-                           *_le_bytes(n_in, 2), *_le_bytes(n_out, 2)],
-            _Body.ERROR: [reply_error, cmd, flags],
-            _Body.WRITES: _le_bytes(load_writes, 4),
-            _Body.CYCLES: _le_bytes(cycles, 4),
-        }
-        assert all(len(v) == _BODY_BYTES[k] for k, v in bodies.items())
-        with m.Switch(body):
-            for kind, values in bodies.items():
-                with m.Case(kind):
-                    m.d.comb += body_byte.eq(Array(values)[body_index])
-        body_bytes = Array(Const(_BODY_BYTES[kind], range(STATUS_BYTES + 1)) for kind in _Body)[body]
+    def _log_line_errors(self, m, e):
+        """Bad headers and UART errors go to the log; a UART error while a frame's payload arrives
+        also fails that frame (the first one is kept)."""
+        uart_error = Mux(self.framing_error, ErrorCode.FRAMING, Mux(self.overrun, ErrorCode.OVERRUN, ErrorCode.NONE))
+        with m.If(e.receiver.header_error):
+            m.d.comb += e.errors.code.eq(ErrorCode.BAD_HEADER)
+        with m.If(self.framing_error | self.overrun):
+            m.d.comb += e.errors.code.eq(uart_error)
+            with m.If(e.receiving & ~e.line_failed):
+                m.d.sync += e.frame_error.eq(uart_error)
 
-        def reply(command, kind, n_bytes):
-            m.d.sync += [response_cmd.eq(command), body.eq(kind), response_length.eq(n_bytes), body_index.eq(0)]
-            m.next = "SEND_HEADER"
+    def _decode_header(self, m, e):
+        """The payload mode and the refusal, from the HEADER token's CMD and LEN and the device state."""
+        c = self._config
+        hdr = e.receiver.header
+        m.d.sync += [e.index.eq(0), e.matches.eq(1), e.mode.eq(_Mode.SKIP), e.frame_error.eq(ErrorCode.NONE)]
 
         def refuse(code):
-            m.d.comb += record.eq(code)
-            m.d.sync += [reply_error.eq(code), failed.eq(1)]
-            reply(Command.ERROR, _Body.ERROR, _BODY_BYTES[_Body.ERROR])
+            m.d.sync += e.frame_error.eq(code)
 
-        def succeed(kind):
-            m.d.sync += failed.eq(0)
-            reply(cmd | RESPONSE, kind, _BODY_BYTES[kind])
+        def expect(n_bytes, then):
+            with m.If(hdr.length == n_bytes):
+                m.d.sync += e.mode.eq(then)
+            with m.Else():
+                refuse(ErrorCode.BAD_LENGTH)
 
-        # The first error of a frame, in order of precedence, then the refusal decided from its header.
+        with m.Switch(hdr.cmd):
+            with m.Case(Command.STATUS):
+                expect(0, _Mode.SKIP)
+            with m.Case(Command.LOAD_BEGIN):
+                expect(LOAD_BEGIN_BYTES, _Mode.HASH)
+            with m.Case(Command.LOAD_END):
+                with m.If(hdr.length != LOAD_END_BYTES):
+                    refuse(ErrorCode.BAD_LENGTH)
+                with m.Elif(~e.loading):
+                    refuse(ErrorCode.NOT_LOADING)
+                with m.Else():
+                    m.d.sync += e.mode.eq(_Mode.COMMIT)
+            with m.Case(Command.LOAD_DATA):
+                with m.If(~e.loading):
+                    refuse(ErrorCode.NOT_LOADING)
+                with m.Elif(hdr.length == 0):
+                    refuse(ErrorCode.BAD_LENGTH)
+                with m.Elif(e.errors.load_error == ErrorCode.NONE):  # else the load failed already: skip
+                    m.d.sync += e.mode.eq(_Mode.RECORDS)
+                    m.d.comb += e.records.start.eq(1)
+            with m.Case(Command.RUN):
+                with m.If(~e.loaded):
+                    refuse(ErrorCode.NOT_LOADED)
+                with m.Else():
+                    m.d.sync += e.done_seen.eq(0)
+                    expect(e.n_in * e.act_bytes, _Mode.INPUT)
+            with m.Default():
+                refuse(ErrorCode.UNKNOWN_COMMAND)
+
+    def _take_payload(self, m, e):
+        """DATA tokens by mode; the END token moves on to :meth:`_finish` (and stays offered)."""
+        tok = e.tok
+        byte = tok.payload.byte
+        is_data = tok.payload.kind == Token.DATA
+        taken = tok.valid & tok.ready
+        m.d.comb += e.receiving.eq(1)
+        with m.If(tok.valid & ~is_data):
+            m.next = "FINISH"
+        with m.Switch(e.mode):
+            with m.Case(_Mode.SKIP):
+                m.d.comb += tok.ready.eq(is_data)
+            with m.Case(_Mode.HASH):
+                m.d.comb += tok.ready.eq(is_data)
+                with m.If(taken):
+                    m.d.sync += e.index.eq(e.index + 1)
+                    with m.If(byte != e.config_hash[e.index[:3]]):
+                        m.d.sync += e.matches.eq(0)
+            with m.Case(_Mode.COMMIT):
+                m.d.comb += tok.ready.eq(is_data)
+                with m.If(taken):
+                    m.d.sync += e.index.eq(e.index + 1)
+                    with m.If(e.index < 4):
+                        with m.If(byte != e.count_byte):
+                            m.d.sync += e.matches.eq(0)
+                    with m.Else():
+                        m.d.comb += e.shift_image.eq(1)
+            with m.Case(_Mode.RECORDS):
+                m.d.comb += [e.records.i.valid.eq(tok.valid & is_data), e.records.i.payload.eq(byte),
+                             tok.ready.eq(is_data & e.records.i.ready)]
+            with m.Case(_Mode.INPUT):
+                with m.If(e.index == e.act_bytes - 1):
+                    m.d.comb += [self.i.valid.eq(tok.valid & is_data), self.i.payload.eq(Cat(e.element, byte)),
+                                 tok.ready.eq(is_data & self.i.ready)]
+                    with m.If(taken):
+                        m.d.sync += e.index.eq(0)
+                with m.Else():
+                    m.d.comb += tok.ready.eq(is_data)
+                    with m.If(taken):
+                        m.d.sync += [e.element.eq(Cat(e.element[8:], byte)), e.index.eq(e.index + 1)]
+
+    def _finish(self, m, e):
+        """The END token: the frame's error by precedence (TIMEOUT, a UART error, BAD_CRC, the refusal),
+        then the command's own checks and its effect on the device state."""
+        hdr = e.receiver.header
+        end = e.tok.payload.end
         frame_error = Signal(ErrorCode)
         with m.If(end == EndStatus.TIMEOUT):
             m.d.comb += frame_error.eq(ErrorCode.TIMEOUT)
-        with m.Elif(rx_fault != ErrorCode.NONE):
-            m.d.comb += frame_error.eq(rx_fault)
-        with m.Elif(end == EndStatus.BAD_CRC):
+        with m.Elif(~e.line_failed & (end == EndStatus.BAD_CRC)):
             m.d.comb += frame_error.eq(ErrorCode.BAD_CRC)
         with m.Else():
-            m.d.comb += frame_error.eq(refusal)
+            m.d.comb += frame_error.eq(e.frame_error)
 
-        with m.FSM(name="link"):
-            with m.State("IDLE"):
-                m.d.comb += tok.ready.eq(1)
-                with m.If(tok.valid & (tok.payload.kind == Token.HEADER)):
-                    p = tok.payload
-                    m.d.sync += [cmd.eq(p.cmd), seq.eq(p.seq), index.eq(0), hash_ok.eq(1), mode.eq(_Mode.SKIP),
-                                 refusal.eq(ErrorCode.NONE), byte_index.eq(0), sent.eq(0), rx_fault.eq(ErrorCode.NONE)]
+        def reply(kind):
+            m.d.sync += [e.reply.eq(kind), e.index.eq(0)]
+            m.next = "SEND"
 
-                    def expect(n_bytes, then):
-                        with m.If(p.length == n_bytes):
-                            m.d.sync += mode.eq(then)
-                        with m.Else():
-                            m.d.sync += refusal.eq(ErrorCode.BAD_LENGTH)
+        def refuse(code):
+            m.d.comb += e.errors.code.eq(code)
+            m.d.sync += [e.frame_error.eq(code), e.failed.eq(1)]
+            reply(_Reply.ERROR)
 
-                    with m.Switch(p.cmd):
-                        with m.Case(Command.STATUS):
-                            expect(0, _Mode.SKIP)
-                        with m.Case(Command.LOAD_BEGIN):
-                            expect(LOAD_BEGIN_BYTES, _Mode.ARGS)
-                        with m.Case(Command.LOAD_END):
-                            expect(4, _Mode.ARGS)
-                        with m.Case(Command.LOAD_DATA):
-                            with m.If(~loading):
-                                m.d.sync += refusal.eq(ErrorCode.NOT_LOADING)
-                            with m.Elif(p.length == 0):
-                                m.d.sync += refusal.eq(ErrorCode.BAD_LENGTH)
-                            with m.Elif(load_error == ErrorCode.NONE):  # else the load failed already: skip
-                                m.d.sync += mode.eq(_Mode.RECORDS)
-                                m.d.comb += records.start.eq(1)
-                        with m.Case(Command.RUN):
-                            with m.If(~loaded):
-                                m.d.sync += refusal.eq(ErrorCode.NOT_LOADED)
-                            with m.Else():
-                                m.d.sync += done_seen.eq(0)
-                                expect(n_in * act_bytes, _Mode.INPUT)
-                        with m.Default():
-                            m.d.sync += refusal.eq(ErrorCode.UNKNOWN_COMMAND)
-                    m.next = "PAYLOAD"
+        def succeed(kind):
+            m.d.sync += e.failed.eq(0)
+            reply(kind)
 
-            with m.State("PAYLOAD"):
-                is_data = tok.payload.kind == Token.DATA
-                byte = tok.payload.byte
-                with m.If(tok.valid & ~is_data):
-                    m.d.comb += tok.ready.eq(1)
-                    m.d.sync += end.eq(tok.payload.end)
-                    m.next = "FINISH"
-                with m.Switch(mode):
-                    with m.Case(_Mode.SKIP):
-                        m.d.comb += tok.ready.eq(1)
-                    with m.Case(_Mode.ARGS):
-                        m.d.comb += tok.ready.eq(1)
-                        with m.If(tok.valid & is_data):
-                            m.d.sync += [index.eq(index + 1), args.eq(Cat(args[8:], byte))]
-                            with m.If((index < 8) & (byte != config_hash[index[:3]])):
-                                m.d.sync += hash_ok.eq(0)
-                    with m.Case(_Mode.RECORDS):
-                        m.d.comb += [records.i.valid.eq(tok.valid & is_data), records.i.payload.eq(byte)]
-                        with m.If(is_data):
-                            m.d.comb += tok.ready.eq(records.i.ready)
-                    with m.Case(_Mode.INPUT):
-                        assembled = Signal(8 * act_bytes)
-                        m.d.comb += [assembled.eq(element), assembled.word_select(byte_index, 8).eq(byte)]
-                        with m.If(byte_index == act_bytes - 1):
-                            m.d.comb += [self.i.valid.eq(tok.valid & is_data), self.i.payload.eq(assembled)]
-                            with m.If(is_data):
-                                m.d.comb += tok.ready.eq(self.i.ready)
-                            with m.If(tok.valid & is_data & self.i.ready):
-                                m.d.sync += byte_index.eq(0)
-                        with m.Else():
-                            with m.If(is_data):
-                                m.d.comb += tok.ready.eq(1)
-                            with m.If(tok.valid & is_data):
-                                m.d.sync += [element.eq(assembled), byte_index.eq(byte_index + 1)]
-
-            with m.State("FINISH"):
-                with m.Switch(cmd):
-                    with m.Case(Command.LOAD_DATA):   # never answered; an error fails the load
-                        with m.If(records.idle):       # every write of the frame has been counted
-                            code = Signal(ErrorCode)
-                            with m.If(frame_error != ErrorCode.NONE):
-                                m.d.comb += code.eq(frame_error)
-                            with m.Elif((mode == _Mode.RECORDS) & (records.error | ~records.boundary)):
-                                m.d.comb += code.eq(ErrorCode.BAD_RECORD)
-                            m.d.comb += record.eq(code)
-                            m.d.sync += failed.eq(code != ErrorCode.NONE)
-                            m.next = "IDLE"
-                    with m.Case(Command.RUN):
-                        with m.If(mode != _Mode.INPUT):
-                            refuse(frame_error)
-                        with m.Elif(frame_error == ErrorCode.NONE):
-                            m.d.sync += [failed.eq(0), run_failed.eq(0), response_cmd.eq(cmd | RESPONSE),
-                                         response_length.eq(n_out * act_bytes + 4)]
-                            m.next = "SEND_HEADER"
-                        with m.Else():
-                            m.d.comb += record.eq(frame_error)
-                            m.d.sync += [failed.eq(1), run_failed.eq(1), reply_error.eq(frame_error),
-                                         response_cmd.eq(Command.ERROR), body.eq(_Body.ERROR),
-                                         response_length.eq(_BODY_BYTES[_Body.ERROR]), body_index.eq(0),
-                                         received.eq(0)]
-                            m.next = "PAD"
-                    with m.Default():
-                        with m.If(frame_error != ErrorCode.NONE):
-                            refuse(frame_error)
-                        with m.Elif(cmd == Command.STATUS):
-                            succeed(_Body.STATUS)
-                        with m.Elif(cmd == Command.LOAD_BEGIN):
-                            with m.If(~hash_ok):
-                                refuse(ErrorCode.HASH_MISMATCH)
-                            with m.Else():
-                                m.d.sync += [loading.eq(1), loaded.eq(0), load_error.eq(ErrorCode.NONE),
-                                             load_writes.eq(0), pending.eq(args)]
-                                succeed(_Body.EMPTY)
-                        with m.Else():                 # LOAD_END
-                            with m.If(~loading):
-                                refuse(ErrorCode.NOT_LOADING)
-                            with m.Else():
-                                m.d.sync += loading.eq(0)
-                                with m.If(load_error != ErrorCode.NONE):
-                                    refuse(load_error)
-                                with m.Elif(args[-32:] != load_writes):
-                                    refuse(ErrorCode.COUNT_MISMATCH)
-                                with m.Else():
-                                    m.d.sync += [loaded.eq(1), loaded_id.eq(pending[:64]), n_in.eq(pending[64:80]),
-                                                 n_out.eq(pending[80:96])]
-                                    succeed(_Body.WRITES)
-
-            # --- after a RUN frame -----------------------------------------------------------------
-            with m.State("PAD"):           # complete an interrupted input vector with zeros
-                with m.If(sent == n_in):
-                    m.next = "DRAIN"
-                with m.Else():
-                    m.d.comb += [self.i.valid.eq(1), self.i.payload.eq(0)]
-                    with m.If(self.i.ready & (sent == n_in - 1)):
-                        m.next = "DRAIN"
-            with m.State("DRAIN"):         # discard the outputs of a failed RUN
-                m.d.comb += self.o.ready.eq(1)
-                with m.If(self.o.valid):
-                    m.d.sync += received.eq(received + 1)
-                with m.If(received == n_out):
-                    m.next = "WAIT_DONE"
-            with m.State("OUTPUTS"):
-                with m.If(received == n_out):
-                    m.next = "WAIT_DONE"
-                with m.Elif(~have_word):
-                    m.d.comb += self.o.ready.eq(1)
-                    with m.If(self.o.valid):
-                        m.d.sync += [word.eq(self.o.payload), have_word.eq(1), word_byte.eq(0)]
-                with m.Else():
-                    m.d.comb += [out.valid.eq(1), out.payload.kind.eq(Token.DATA),
-                                 out.payload.byte.eq(word.word_select(word_byte, 8))]
-                    with m.If(out.ready):
-                        m.d.sync += word_byte.eq(word_byte + 1)
-                        with m.If(word_byte == act_bytes - 1):
-                            m.d.sync += [have_word.eq(0), received.eq(received + 1)]
-            with m.State("WAIT_DONE"):
-                with m.If(done_seen):
-                    with m.If(run_failed):
-                        m.next = "SEND_HEADER"
-                    with m.Else():
-                        m.d.sync += [body.eq(_Body.CYCLES), body_index.eq(0)]
-                        m.next = "SEND_BODY"
-
-            # --- responses -------------------------------------------------------------------------
-            with m.State("SEND_HEADER"):
-                m.d.comb += [out.valid.eq(1), out.payload.kind.eq(Token.HEADER), out.payload.cmd.eq(response_cmd),
-                             out.payload.seq.eq(seq), out.payload.length.eq(response_length)]
-                with m.If(out.ready):
-                    m.next = "SEND_BODY"
-                    with m.If(response_cmd == (Command.RUN | RESPONSE)):
-                        m.d.sync += [received.eq(0), have_word.eq(0)]
-                        m.next = "OUTPUTS"
-            with m.State("SEND_BODY"):
-                with m.If(body_index == body_bytes):
+        with m.Switch(hdr.cmd):
+            with m.Case(Command.LOAD_DATA):    # never answered; an error fails the load
+                with m.If(e.records.idle):     # every write of the frame has been counted
+                    code = Signal(ErrorCode)
+                    with m.If(frame_error != ErrorCode.NONE):
+                        m.d.comb += code.eq(frame_error)
+                    with m.Elif((e.mode == _Mode.RECORDS) & (e.records.error | ~e.records.boundary)):
+                        m.d.comb += code.eq(ErrorCode.BAD_RECORD)
+                    m.d.comb += [e.errors.code.eq(code), e.tok.ready.eq(1)]
+                    m.d.sync += e.failed.eq(code != ErrorCode.NONE)
                     m.next = "IDLE"
+            with m.Case(Command.RUN):
+                with m.If(e.mode != _Mode.INPUT):
+                    refuse(frame_error)
+                with m.Elif(frame_error == ErrorCode.NONE):
+                    succeed(_Reply.RUN)
                 with m.Else():
-                    m.d.comb += [out.valid.eq(1), out.payload.kind.eq(Token.DATA), out.payload.byte.eq(body_byte)]
-                    with m.If(out.ready):
-                        m.d.sync += body_index.eq(body_index + 1)
-        return m
+                    m.d.comb += e.errors.code.eq(frame_error)
+                    m.d.sync += [e.frame_error.eq(frame_error), e.failed.eq(1), e.reply.eq(_Reply.ERROR),
+                                 e.index.eq(0)]
+                    m.next = "PAD"
+            with m.Default():
+                with m.If(frame_error != ErrorCode.NONE):
+                    refuse(frame_error)
+                with m.Elif(hdr.cmd == Command.STATUS):
+                    succeed(_Reply.STATUS)
+                with m.Elif(hdr.cmd == Command.LOAD_BEGIN):
+                    with m.If(~e.matches):
+                        refuse(ErrorCode.HASH_MISMATCH)
+                    with m.Else():
+                        m.d.comb += e.errors.restart.eq(1)
+                        m.d.sync += [e.loading.eq(1), e.loaded.eq(0), e.count.eq(0)]
+                        succeed(_Reply.EMPTY)
+                with m.Else():                 # LOAD_END while loading
+                    m.d.sync += e.loading.eq(0)
+                    with m.If(e.errors.load_error != ErrorCode.NONE):
+                        refuse(e.errors.load_error)
+                    with m.Elif(~e.matches):
+                        refuse(ErrorCode.COUNT_MISMATCH)
+                    with m.Else():
+                        m.d.sync += e.loaded.eq(1)
+                        succeed(_Reply.WRITES)
+
+    def _complete_failed_run(self, m, e):
+        """A RUN that failed after its inputs started streaming: zeros complete the input vector while
+        the accelerator takes inputs, its outputs are discarded up to ``done``, then the error is
+        answered. If no input was taken, the accelerator is idle and nothing needs completing."""
+        with m.State("PAD"):
+            with m.If(~self.busy):
+                m.next = "SEND"
+            with m.Elif(self.i.ready):
+                m.d.comb += [self.i.valid.eq(1), self.i.payload.eq(0)]
+            with m.Else():
+                m.next = "DRAIN"
+        with m.State("DRAIN"):
+            m.d.comb += self.o.ready.eq(1)
+            with m.If(e.done_seen):
+                m.next = "SEND"
+
+    def _reply_bytes(self, m, e):
+        """The byte at ``e.index`` of the response ``e.reply`` (:data:`_REPLIES`) and whether it is
+        the last."""
+        c = self._config
+        hdr = e.receiver.header
+        source = Signal(_Byte)
+        with m.Switch(e.reply):
+            for kind, (spec, _) in _REPLIES.items():
+                with m.Case(kind):
+                    with m.Switch(e.index):
+                        for k, s in enumerate(spec):
+                            with m.Case(k):
+                                m.d.comb += source.eq(s)
+                    if kind != _Reply.RUN:
+                        m.d.comb += e.reply_last.eq(e.index == len(spec) - 1)
+        length = Signal(8)
+        run_length = Signal(16)
+        m.d.comb += run_length.eq(e.n_out * e.act_bytes + 4)
+        with m.Switch(e.reply):
+            for kind, (_, n) in _REPLIES.items():
+                with m.Case(kind):
+                    m.d.comb += length.eq(run_length[:8] if n is None else n)
+        status_const = Signal(8)
+        with m.Switch(e.index[:4]):
+            for k, value in enumerate(_status_constants(c)):
+                with m.Case(4 + k):
+                    m.d.comb += status_const.eq(value)
+        values = {
+            _Byte.OK_CMD: hdr.cmd | RESPONSE, _Byte.ERROR_CMD: Command.ERROR, _Byte.CMD: hdr.cmd, _Byte.SEQ: hdr.seq,
+            _Byte.LENGTH: length, _Byte.RUN_LENGTH_HI: run_length[8:], _Byte.STATUS_CONST: status_const,
+            _Byte.FLAGS: e.flags, _Byte.LAST_ERROR: e.errors.last, _Byte.ERROR_COUNT_LO: e.errors.count[:8],
+            _Byte.ERROR_COUNT_HI: e.errors.count[8:], _Byte.IMAGE: Mux(e.loaded, e.image[:8], 0),
+            _Byte.CODE: e.frame_error, _Byte.COUNT: e.count_byte,
+        }
+        with m.Switch(source):
+            for s, value in values.items():
+                with m.Case(s):
+                    m.d.comb += e.reply_byte.eq(value)
+        m.d.comb += e.reply_image.eq(source == _Byte.IMAGE)
+        with m.If(e.shift_image):          # LOAD_END's payload, or a STATUS response reading it out
+            m.d.sync += e.image.eq(Cat(e.image[8:], Mux(e.mode == _Mode.COMMIT, e.tok.payload.byte, e.image[:8])))
+
+    def _respond(self, m, e):
+        """The response in ``e.reply``, byte by byte; a RUN response's outputs go out as the
+        accelerator produces them. The request's END token is taken with the last byte."""
+        out = e.transmitter.i
+        with m.State("SEND"):
+            m.d.comb += [out.valid.eq(1), out.payload.byte.eq(e.reply_byte), out.payload.last.eq(e.reply_last)]
+            with m.If(out.ready):
+                m.d.sync += e.index.eq(e.index + 1)
+                m.d.comb += e.shift_image.eq(e.reply_image)
+                with m.If(e.reply_last):
+                    m.d.comb += e.tok.ready.eq(1)
+                    m.next = "IDLE"
+                with m.Elif((e.reply == _Reply.RUN) & (e.index == 3)):
+                    m.d.sync += e.index.eq(0)
+                    m.next = "OUTPUTS"
+        with m.State("OUTPUTS"):
+            element = Signal(8 * e.act_bytes)
+            m.d.comb += element.eq(self.o.payload)      # sign-extended to whole bytes
+            with m.If(self.o.valid):
+                m.d.comb += [out.valid.eq(1), out.payload.byte.eq(element.word_select(e.index[:3], 8))]
+                with m.If(out.ready):
+                    m.d.sync += e.index.eq(e.index + 1)
+                    with m.If(e.index == e.act_bytes - 1):
+                        m.d.comb += self.o.ready.eq(1)
+                        m.d.sync += e.index.eq(0)
+            with m.Elif(e.done_seen):
+                m.d.sync += [e.reply.eq(_Reply.WRITES), e.index.eq(4)]
+                m.next = "SEND"
+
+
+class _Engine:
+    """The signals the pieces of :class:`HostLink` share."""
+
+    def __init__(self, config, images, busy, receiver, transmitter, records, errors):
+        self.receiver, self.transmitter, self.records, self.errors = receiver, transmitter, records, errors
+        self.tok = receiver.o
+        self.act_bytes = -(-config.act_bits // 8)
+        baked = images is not None
+        # The loaded image set as LOAD_END sends it: image id (8 bytes), n_in, n_out.
+        # Baked images are written in at reset rather than given as the initial value: iCE40
+        # flip-flops power up at 0, and a 1 would cost an inverter per bit.
+        self.image = Signal(96, reset_less=True)
+        self.baked_image = 0 if not baked else int.from_bytes(
+            hash_bytes(image_id(images)) + images.n_in.to_bytes(2, "little") + images.n_out.to_bytes(2, "little"),
+            "little")
+        self.n_in, self.n_out = self.image[64:80], self.image[80:96]
+        self.shift_image = Signal()
+        self.loaded = Signal(init=baked)
+        self.loading = Signal()
+        self.failed = Signal()
+        self.count = Signal(32)
+        self.counting = Signal()
+        self.done_seen = Signal()
+        self.flags = Cat(self.loaded, self.loading, Const(baked, 1), busy)
+        # The frame in hand.
+        self.mode = Signal(_Mode)
+        self.frame_error = Signal(ErrorCode)   # the refusal from its header, or its first UART error
+        self.line_failed = self.frame_error >= ErrorCode.OVERRUN
+        self.receiving = Signal()
+        self.index = Signal(5)                 # payload byte, element byte or response byte
+        self.matches = Signal()                # LOAD_BEGIN's hash, LOAD_END's count so far
+        self.count_byte = self.count.word_select(self.index[:2], 8)
+        self.element = Signal(8 * (self.act_bytes - 1))
+        self.reply = Signal(_Reply)
+        self.reply_byte = Signal(8)
+        self.reply_last = Signal()
+        self.reply_image = Signal()            # the response byte is read from ``image``
+        self.config_hash = Array(Const(b, 8) for b in hash_bytes(config.config_hash()))
 
 
 class HostLinkTop(ConfiguredComponent):

@@ -22,6 +22,7 @@ from eie.spec.protocol import (
     FRAME_OVERHEAD,
     HEADER_BYTES,
     LOAD_BEGIN_BYTES,
+    LOAD_END_BYTES,
     RECORD_HEADER_BYTES,
     RESPONSE,
     STATUS_BYTES,
@@ -60,7 +61,6 @@ class DeviceModel:
         self.load_writes = 0
         self.image_id = image_id(images) if images is not None else "0" * 16
         self.n_in, self.n_out = (images.n_in, images.n_out) if images is not None else (0, 0)
-        self.pending = None
         self.last_error = ErrorCode.NONE
         self.error_count = 0
         self.out = bytearray()
@@ -130,7 +130,7 @@ class DeviceModel:
 
     def _frame(self, cmd, seq, payload, bad_crc, timed_out):
         act_bytes = -(-self.config.act_bits // 8)
-        expected = {Command.STATUS: 0, Command.LOAD_BEGIN: LOAD_BEGIN_BYTES, Command.LOAD_END: 4,
+        expected = {Command.STATUS: 0, Command.LOAD_BEGIN: LOAD_BEGIN_BYTES, Command.LOAD_END: LOAD_END_BYTES,
                     Command.RUN: self.n_in * act_bytes}
         declared = len(payload) if not timed_out else None
         refusal = ErrorCode.NONE
@@ -152,15 +152,15 @@ class DeviceModel:
         if error != ErrorCode.NONE:
             return self._refuse(error, cmd, seq)
         if cmd == Command.STATUS:
+            held = (self.image_id, self.n_in, self.n_out) if self.loaded else ("0" * 16, 0, 0)
             status = Status(VERSION, self.config.config_hash(), self.config.n_pe, self.config.act_bits, self.flags,
-                            self.last_error, self.error_count, self.image_id, self.n_in, self.n_out)
+                            self.last_error, self.error_count, *held)
             assert len(status.pack()) == STATUS_BYTES
             return self._reply(cmd, seq, status.pack())
         if cmd == Command.LOAD_BEGIN:
             if payload[:8] != hash_bytes(self.config.config_hash()):
                 return self._refuse(ErrorCode.HASH_MISMATCH, cmd, seq)
             self.loading, self.loaded, self.load_error, self.load_writes = True, False, ErrorCode.NONE, 0
-            self.pending = (payload[8:16].hex(), *struct.unpack("<HH", payload[16:20]))
             return self._reply(cmd, seq)
         if cmd == Command.LOAD_END:
             if not self.loading:
@@ -168,10 +168,12 @@ class DeviceModel:
             self.loading = False
             if self.load_error != ErrorCode.NONE:
                 return self._refuse(self.load_error, cmd, seq)
-            if struct.unpack("<I", payload)[0] != self.load_writes:
+            # The id and widths land in the device's registers as they arrive; they count only once
+            # loaded (STATUS shows zeros otherwise).
+            self.image_id, (self.n_in, self.n_out) = payload[4:12].hex(), struct.unpack("<HH", payload[12:16])
+            if struct.unpack("<I", payload[:4])[0] != self.load_writes:
                 return self._refuse(ErrorCode.COUNT_MISMATCH, cmd, seq)
             self.loaded = True
-            self.image_id, self.n_in, self.n_out = self.pending
             return self._reply(cmd, seq, struct.pack("<I", self.load_writes))
         # RUN
         x = np.array([int.from_bytes(payload[k:k + act_bytes], "little", signed=True)

@@ -83,6 +83,7 @@ def _raw(device: Device, frame: bytes, cmd: int, seq: int):
 
 
 def _corrupt(frame: bytes, at: int) -> bytes:
+    at %= len(frame)
     return frame[:at] + bytes([frame[at] ^ 0x10]) + frame[at + 1:]
 
 
@@ -128,8 +129,7 @@ def check_errors(device: Device, images, x, expected, *, seed: int = 0) -> list[
 
     case("hash mismatch")
     other = bytes(b ^ 0xFF for b in hash_bytes(images.config.config_hash()))
-    e = expect_error(ErrorCode.HASH_MISMATCH, device.transact, Command.LOAD_BEGIN,
-                     other + hash_bytes(image_id(images)) + b"\1\0\1\0")
+    e = expect_error(ErrorCode.HASH_MISMATCH, device.transact, Command.LOAD_BEGIN, other)
     assert e.flags & Flag.LOADED and not e.flags & Flag.LOADING, f"flags after a refused load: {e.flags!r}"
     _status(device, loaded=True, image_id=image_id(images), last_error=ErrorCode.HASH_MISMATCH)
     still_computes()
@@ -162,13 +162,14 @@ def check_errors(device: Device, images, x, expected, *, seed: int = 0) -> list[
     writes = image_writes(images)
     payloads = pack_records(images.config, writes, 64)
     assert len(payloads) >= 3, "the images are too small to lose a frame in the middle"
-    begin = hash_bytes(images.config.config_hash()) + hash_bytes(image_id(images)) + \
+    begin = hash_bytes(images.config.config_hash())
+    end = len(writes).to_bytes(4, "little") + hash_bytes(image_id(images)) + \
         images.n_in.to_bytes(2, "little") + images.n_out.to_bytes(2, "little")
 
     def load_with(frames):
         device.transact(Command.LOAD_BEGIN, begin)
         device.port.write(b"".join(frames))
-        device.transact(Command.LOAD_END, len(writes).to_bytes(4, "little"), 8)
+        device.transact(Command.LOAD_END, end, 8)
 
     frames = [encode_frame(Command.LOAD_DATA, device._next_seq(), p) for p in payloads]
     case("load with a corrupted frame")
@@ -176,7 +177,7 @@ def check_errors(device: Device, images, x, expected, *, seed: int = 0) -> list[
     st = _status(device, loaded=False)
     assert not st.flags & Flag.LOADING, st
     expect_error(ErrorCode.NOT_LOADED, device.run, x[0])
-    expect_error(ErrorCode.NOT_LOADING, device.transact, Command.LOAD_END, b"\0\0\0\0")
+    expect_error(ErrorCode.NOT_LOADING, device.transact, Command.LOAD_END, end)
     case("load that lost a frame")
     expect_error(ErrorCode.COUNT_MISMATCH, load_with, frames[:1] + frames[2:])
     case("load with a malformed record")

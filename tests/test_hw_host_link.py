@@ -14,6 +14,8 @@ from eie.hw.host_link import (
     HostLinkTop,
     RecordDecoder,
     Token,
+    _lfsr_after,
+    _lfsr_step,
     crc_next,
 )
 from eie.hw.io_map import image_writes
@@ -49,6 +51,20 @@ def test_crc_networks_equal_the_protocol_crcs(n_bytes):
     simulate(m, bench, clock=False, name="crc")
 
 
+@pytest.mark.parametrize("width", range(2, 17))
+def test_timeout_lfsr_has_full_period_and_jumps_ahead(width):
+    state, period = 1, 0
+    while True:
+        state, period = _lfsr_step(state, width), period + 1
+        if state == 1:
+            break
+    assert period == (1 << width) - 1
+    stepped = 3 % period or 1
+    for _ in range(500):
+        stepped = _lfsr_step(stepped, width)
+    assert _lfsr_after(3 % period or 1, 500, width) == stepped
+
+
 def receive_tokens(data: bytes, *, timeout=40, gaps=()):
     """Feed ``data`` (pausing ``gap`` cycles before byte k for each (k, gap) in ``gaps``); collect tokens."""
     dut = FrameReceiver(timeout=timeout)
@@ -67,13 +83,13 @@ def receive_tokens(data: bytes, *, timeout=40, gaps=()):
 
     async def sink(ctx):
         ctx.set(dut.o.ready, 1)
-        async for _, _, valid, token, header_error in ctx.tick().sample(dut.o.valid, dut.o.payload,
-                                                                         dut.header_error):
+        async for _, _, valid, token, header, header_error in ctx.tick().sample(dut.o.valid, dut.o.payload,
+                                                                                 dut.header, dut.header_error):
             if header_error:
                 header_errors.append(len(tokens))
             if valid:
                 kind = Token(token.kind)
-                tokens.append((kind, {Token.HEADER: (token.cmd, token.seq, token.length), Token.DATA: token.byte,
+                tokens.append((kind, {Token.HEADER: (header.cmd, header.seq, header.length), Token.DATA: token.byte,
                                       Token.END: EndStatus(token.end)}[kind]))
 
     simulate(dut, source, monitors=[sink], name="frame_rx")
@@ -110,8 +126,8 @@ def test_transmitter_frames_equal_the_protocol_encoding():
 
     async def source(ctx):
         for cmd, seq, payload in frames:
-            tokens = [{"kind": Token.HEADER, "cmd": cmd, "seq": seq, "length": len(payload), "byte": 0}]
-            tokens += [{"kind": Token.DATA, "cmd": 0, "seq": 0, "length": 0, "byte": b} for b in payload]
+            body = bytes([cmd, seq, len(payload) & 0xFF, len(payload) >> 8]) + payload
+            tokens = [{"byte": b, "last": k == len(body) - 1} for k, b in enumerate(body)]
             for token in tokens:
                 ctx.set(dut.i.valid, 1)
                 ctx.set(dut.i.payload, token)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 __all__ = [
     "VERSION", "SYNC", "HEADER_BYTES", "FRAME_OVERHEAD", "MAX_PAYLOAD", "RESPONSE", "Command", "ErrorCode",
     "Flag", "EndStatus", "crc8", "crc16", "crc8_step", "crc16_step", "encode_frame", "parse_header",
-    "Status", "STATUS_BYTES", "LOAD_BEGIN_BYTES", "RECORD_HEADER_BYTES", "hash_bytes",
+    "Status", "STATUS_BYTES", "LOAD_BEGIN_BYTES", "LOAD_END_BYTES", "RECORD_HEADER_BYTES", "hash_bytes",
 ]
 
-VERSION = 1
+VERSION = 2
 SYNC = 0xA5
 HEADER_BYTES = 6           # SYNC CMD SEQ LEN_LO LEN_HI HCRC
 FRAME_OVERHEAD = HEADER_BYTES + 2
@@ -41,9 +41,9 @@ class Command(enum.IntEnum):
     """Request commands (host to device) and the error response (device to host)."""
 
     STATUS = 0x01      #: no payload; answered with :class:`Status`
-    LOAD_BEGIN = 0x02  #: configuration hash, image id, n_in, n_out; answered with no payload
+    LOAD_BEGIN = 0x02  #: configuration hash; answered with no payload
     LOAD_DATA = 0x03   #: write records; never answered (errors are reported by LOAD_END)
-    LOAD_END = 0x04    #: the number of writes sent (u32); answered with the number applied (u32)
+    LOAD_END = 0x04    #: writes sent (u32), image id, n_in, n_out; answered with the writes applied (u32)
     RUN = 0x05         #: the input vector; answered with the outputs and the compute cycles (u32)
     ERROR = 0xFF       #: device to host: error code, the request's command, the device's flags
 
@@ -150,8 +150,10 @@ def hash_bytes(config_hash: str) -> bytes:
     return bytes.fromhex(config_hash)
 
 
-# LOAD_BEGIN payload: configuration hash (8), image id (8), n_in (u16), n_out (u16).
-LOAD_BEGIN_BYTES = 20
+# LOAD_BEGIN payload: configuration hash (8).
+LOAD_BEGIN_BYTES = 8
+# LOAD_END payload: number of writes sent (u32), image id (8), n_in (u16), n_out (u16).
+LOAD_END_BYTES = 16
 # A write record of LOAD_DATA: space (u8), pe (u8), addr (u32), count (u16), then count words.
 RECORD_HEADER_BYTES = 8
 
@@ -178,7 +180,7 @@ class Status:
     image_id : str
         Id of the loaded images (16 hex digits; zeros when none are loaded).
     n_in, n_out : int
-        Input and output width of the loaded network.
+        Input and output width of the loaded network (zeros when none is loaded).
     """
 
     version: int
