@@ -1,7 +1,6 @@
 """compress.quantize: k-means weight sharing, the reserved zero slot, centroid gradients, fine-tuning."""
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -160,13 +159,12 @@ def test_weight_bits_out_of_range_is_rejected():
         share_weights(np.ones((2, 2)), np.ones((2, 2), bool), 9)
 
 
-def test_millions_of_weights_cluster_quickly_and_deterministically():
+def test_millions_of_weights_cluster_deterministically():
+    # How fast: benchmarks/compress_alexnet_fc6.py (make bench) times this size beside the rest.
     rng = np.random.default_rng(0)
     w = rng.normal(size=(1700, 2000)).astype(np.float32).astype(np.float64)  # 3.4 M weights
     mask = rng.random(w.shape) < 0.9
-    start = time.perf_counter()
     index, centroids = share_weights(w, mask, 4)
-    assert time.perf_counter() - start < 10
     index2, centroids2 = share_weights(w, mask, 4)
     assert np.array_equal(index, index2) and np.array_equal(centroids, centroids2)
     assert np.unique(index[mask]).size == 15

@@ -19,11 +19,9 @@ def counter_build():
 
 
 def test_build_is_cached(counter_build):
-    t0 = time.monotonic()
     again = build_verilog(counter_verilog(), "counter")
     assert again.build_dir == counter_build.build_dir
-    assert again.seconds == 0.0
-    assert time.monotonic() - t0 < 2.0
+    assert again.seconds == 0.0          # no Verilator run: the stamp of the first build was found
 
 
 def test_different_verilog_gets_its_own_build(counter_build):
@@ -61,4 +59,4 @@ def test_hanging_simulation_is_killed(counter_build):
     with pytest.raises(CocotbFailure, match="ended without a results file"):
         run_cocotb(counter_build, MODULE, testcase="hangs_when_asked",
                    extra_env={"EIE_SELFTEST_HANG": "1"}, wall_timeout=3)
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 300   # killed after its 3 s limit, not left to the default 1800 s
