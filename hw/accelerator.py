@@ -288,14 +288,16 @@ class EIEAccelerator(ConfiguredComponent):
         copy_layer = Signal(w.layer)
         copy_start = Signal()
         copy_start_layer = Signal(w.layer)
-        with m.If(copy_start):
-            m.d.sync += [copy_active.eq(1), copy_k.eq(0), copy_layer.eq(copy_start_layer)]
-        with m.Elif(copy_active):
+        # A copy never starts while one is active, so the shift enable of the (chip-wide)
+        # codebook registers depends on registered state only, not on the input handshake.
+        with m.If(copy_active):
             m.d.sync += copy_k.eq(copy_k + 1)
             with m.If(copy_k != 0):
                 m.d.sync += codebook.eq(Cat(codebook.as_value()[c.act_bits:], cb_rd.data))
             with m.If(copy_k == cb_size):
                 m.d.sync += copy_active.eq(0)
+        with m.If(copy_start):
+            m.d.sync += [copy_active.eq(1), copy_k.eq(0), copy_layer.eq(copy_start_layer)]
         done = Signal()
         m.d.sync += done.eq(0)
         for pe in pes:
