@@ -2,21 +2,23 @@
 
 ::
 
-    rx pin ─▶ UARTReceiver ─▶ FIFO ─▶ FrameReceiver ─tokens─▶ HostLink ──────cfg──▶ EIEAccelerator
-                                                              │ RecordDecoder ─┘ ─i──▶
-    tx pin ◀─ UARTTransmitter ◀─ FrameTransmitter ◀─bytes──── │ ErrorLog        ◀─o──
+    rx pin ─▶ UARTReceiver ─▶ Framer ──tokens──▶ HostLink ─▶ RecordDecoder ─cfg─▶ EIEAccelerator
+                              (CRC-8,            (command     ErrorLog       ─i──▶
+    tx pin ◀─ UARTTransmitter ◀─ CRC-16) ◀─bytes── engine)                   ◀─o───
 
-:class:`FrameReceiver` finds frames (a sync byte and a header that passes its CRC-8, anywhere in the
-byte stream, so it resynchronises on the first valid header after garbage), checks the CRC-16 and the
-inter-byte timeout, and hands the command engine one token per header, payload byte and frame end.
-:class:`FrameTransmitter` wraps the engine's response bytes in frames. :class:`RecordDecoder` turns
-LOAD_DATA payloads into ``cfg`` writes and :class:`ErrorLog` keeps the error state. :class:`HostLink`
-is the command engine; :class:`HostLinkTop` puts the UART, the link and the accelerator together
-behind two pins.
+:class:`Framer` finds frames (a sync byte and a header that passes its CRC-8, anywhere in the byte
+stream, so it resynchronises on the first valid header after garbage), checks the CRC-16 and the
+inter-byte timeout, hands the command engine one token per header, payload byte and frame end, and
+wraps the engine's response bytes in frames. :class:`RecordDecoder` turns LOAD_DATA payloads into
+``cfg`` writes and :class:`ErrorLog` keeps the error state. :class:`HostLink` is the command engine;
+:class:`HostLinkTop` puts the UART, the link and the accelerator together behind two pins.
 
 Everything is byte-serial: the line leaves at least 40 clock cycles per byte (10 bits of at least 4
-clocks), so each unit handles one byte at a time with narrow logic (one CRC step per byte, fields
-assembled in shift registers, responses read out of a byte table) instead of wide parallel networks.
+clocks), so each unit handles one byte at a time with narrow logic instead of wide parallel networks:
+one CRC step per byte, the two CRCs shared by both directions (a request and its response never
+overlap), a header candidate checked by turning it round through them, the timeout counted by an
+LFSR, record fields and words assembled in shift registers (the word in the register that holds the
+loaded image id, which means nothing while a load is in progress), responses read out byte by byte.
 
 Streaming: LOAD_DATA and RUN payloads go to ``cfg`` and ``i`` as they arrive, before their frame's CRC
 is known, so nothing limits throughput but the line rate. A frame that then fails leaves a defined
@@ -27,13 +29,12 @@ with zeros and its outputs discarded, then the error is answered and the images 
 
 import functools
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetSignal, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from eie.hw.accelerator import EIEAccelerator
-from eie.hw.io_map import Space, addr_width, cfg_layout, data_width
+from eie.hw.io_map import Space, addr_width, cfg_layout
 from eie.hw.layouts import ConfiguredComponent, check_config
 from eie.hw.link_map import image_id, word_bytes
 from eie.hw.pe import check_images
@@ -56,14 +57,11 @@ from eie.spec.protocol import (
     hash_bytes,
 )
 
-__all__ = ["crc_next", "Token", "rx_token_layout", "header_layout", "tx_token_layout", "FrameReceiver",
-           "FrameTransmitter", "RecordDecoder", "ErrorLog", "HostLink", "HostLinkTop", "DEFAULT_TIMEOUT_BYTES",
-           "RX_FIFO_DEPTH"]
+__all__ = ["crc_next", "ByteCrc", "Token", "rx_token_layout", "header_layout", "tx_token_layout", "Framer",
+           "RecordDecoder", "ErrorLog", "HostLink", "HostLinkTop", "DEFAULT_TIMEOUT_BYTES"]
 
 #: Default inter-byte timeout of :class:`HostLinkTop`, in character times (65,536: 0.2 s at 3 Mbaud).
 DEFAULT_TIMEOUT_BYTES = 1 << 16
-#: Bytes the link buffers between the UART and the frame receiver (the UART holds one more).
-RX_FIFO_DEPTH = 2
 
 
 # --- CRCs as XOR networks -------------------------------------------------------------------------
@@ -96,20 +94,6 @@ def crc_next(crc, data, *, width: int, poly: int):
     for term in _crc_terms(width, poly, n_bytes):
         out.append(Cat(*(bits[i] for i in sorted(term))).xor() if term else Const(0, 1))
     return Cat(*out)
-
-
-def _crc8_step(crc, byte):
-    return crc_next(crc, byte, width=8, poly=CRC8_POLY)
-
-
-def _crc16_step(crc, byte):
-    return crc_next(crc, byte, width=16, poly=CRC16_POLY)
-
-
-def _crc8_unwind(byte):
-    """What ``byte`` contributes to the CRC-8 of a 5-byte window after the window moves on by one byte:
-    the CRC-8 of ``byte`` followed by five zero bytes (CRC-8 is linear, its initial value is 0)."""
-    return crc_next(Const(0, 8), Cat(byte, Const(0, 8 * (HEADER_BYTES - 1))), width=8, poly=CRC8_POLY)
 
 
 class ByteCrc(wiring.Component):
@@ -148,10 +132,10 @@ class ByteCrc(wiring.Component):
         return m
 
 
-# --- frame receiver and transmitter --------------------------------------------------------------
+# --- framing: finding, checking and sending frames -----------------------------------------------
 
 class Token(enum.Enum, shape=2):
-    """Kinds of tokens from the frame receiver to the command engine."""
+    """Kinds of tokens from the framer to the command engine."""
 
     HEADER = 0
     DATA = 1
@@ -206,24 +190,30 @@ def _lfsr_after(state: int, steps: int, width: int) -> int:
     return state
 
 
-class FrameReceiver(wiring.Component):
-    """Bytes in, frame tokens out: one HEADER, ``length`` DATA and one END token per frame.
+class Framer(wiring.Component):
+    """Both directions of the framing: received bytes to frame tokens, response bytes to frames.
 
-    Outside a frame the receiver keeps the last five bytes (a header candidate), whether the byte
-    before them was the sync byte, and the CRC-8 of the five, updated per byte (CRC-8 is linear, so
-    the byte that leaves the window is taken out again). A frame starts when the byte before the
-    window is the sync byte and the CRC-8 is zero, so a frame is found right after garbage, even when
-    the garbage ends in a sync byte; a sync byte whose header fails pulses ``header_error``.
-    The CRC-16 then takes the five header bytes again (the window turns round once) and every later
-    byte. The END token's ``end`` field is an :class:`~eie.spec.protocol.EndStatus`: OK, BAD_CRC
+    **Receiving.** Outside a frame the framer keeps the last five bytes (a header candidate) and
+    whether the byte before them was the sync byte. On such a candidate it turns the five bytes round
+    once through the CRC-8 and the CRC-16 (one byte per cycle): if the CRC-8 is zero a frame starts,
+    else ``header_error`` pulses and the hunt goes on, so a frame is found right after garbage, even
+    when the garbage ends in a sync byte. Then ``o`` carries one HEADER token, ``length`` DATA tokens
+    and one END token, whose ``end`` field is an :class:`~eie.spec.protocol.EndStatus`: OK, BAD_CRC
     (the CRC-16 over everything after the sync byte does not check) or TIMEOUT (no byte for
-    ``timeout`` cycles while the frame's payload or CRC was awaited; the frame is abandoned).
+    ``timeout`` cycles while the payload or the CRC was awaited; the frame is abandoned). LEN counts
+    down in the candidate's place, and only bytes that arrive after a frame are hunted again.
 
-    **Latency.** A byte outside a frame costs 2 cycles (shift, then check); a found header 5 more
-    (the CRC-16 replay) before its HEADER token; payload bytes pass through in the cycle they arrive.
-    **Back-pressure.** ``o.ready`` low stalls ``i``; the timeout counts only while ``i`` offers
-    nothing. Nothing is taken from ``i`` while the END token waits, so the consumer may hold END
-    (and ``header``) until it has answered the frame.
+    **Sending.** A frame on ``i`` is CMD, SEQ, LEN_LO, LEN_HI, then the payload up to the byte
+    marked ``last`` (``last`` on LEN_HI when there is none); LEN must count the payload. The framer
+    sends the sync byte, those four bytes, their CRC-8, the payload and the CRC-16 on ``tx``.
+
+    The two directions share the CRC registers, so they must take turns: the consumer of ``o`` sends
+    a response only while it holds the END token of the request, and takes END once ``tx_idle``.
+
+    **Latency.** A byte outside a frame costs 2 cycles, a candidate header 6 more before its HEADER
+    token; payload bytes pass through in the cycle they arrive. A frame's sync byte is offered on
+    ``tx`` as soon as ``i`` offers CMD. **Back-pressure.** ``o.ready`` low stalls ``rx``; the timeout
+    counts only while ``rx`` offers nothing. ``i`` is ready only while its byte can go out on ``tx``.
 
     Parameters
     ----------
@@ -232,20 +222,25 @@ class FrameReceiver(wiring.Component):
 
     Attributes
     ----------
-    i : In(stream.Signature(8))
+    rx : In(stream.Signature(8))
     o : Out(stream.Signature(rx_token_layout))
     header : Out(header_layout)
-        The frame's CMD, SEQ and LEN, from its HEADER token until its END token is taken.
+        The frame's CMD, SEQ and LEN, from its HEADER token until its END token is taken (LEN
+        counts down meanwhile).
     header_error : Out(1)
-    in_frame : Out(1)
-        From a valid header until its END token is taken.
+    i : In(stream.Signature(tx_token_layout))
+    tx : Out(stream.Signature(8))
+    tx_idle : Out(1)
+        No frame is being sent.
     """
 
-    i: In(stream.Signature(8))
+    rx: In(stream.Signature(8))
     o: Out(stream.Signature(rx_token_layout))
     header: Out(header_layout)
     header_error: Out(1)
-    in_frame: Out(1)
+    i: In(stream.Signature(tx_token_layout))
+    tx: Out(stream.Signature(8))
+    tx_idle: Out(1)
 
     def __init__(self, *, timeout: int):
         self._timeout = _check_timeout(timeout)
@@ -253,135 +248,122 @@ class FrameReceiver(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        window = Signal(8 * (HEADER_BYTES - 1))   # CMD SEQ LEN_LO LEN_HI HCRC of a candidate
-        after_sync = Signal()                       # the byte before the window is SYNC
-        syndrome = Signal(8)                        # CRC-8 of the window
-        fresh = Signal()                            # a byte entered the window in the last cycle
-        length = window[16:32]                      # counts the payload down in place
-        crc = Signal(16)
-        steps = Signal(range(HEADER_BYTES))         # header bytes replayed, or CRC bytes received
+        m.submodules.crc8 = crc8 = ByteCrc(width=8, poly=CRC8_POLY, init=0)
+        m.submodules.crc16 = crc16 = ByteCrc(width=16, poly=CRC16_POLY, init=CRC16_INIT)
+        crc_byte = Signal(8)
+        m.d.comb += [crc8.byte.eq(crc_byte), crc16.byte.eq(crc_byte)]
+        self._receive(m, crc8, crc16, crc_byte)
+        self._send(m, crc8, crc16, crc_byte)
+        return m
+
+    def _receive(self, m, crc8, crc16, crc_byte):
+        window = Signal(8 * (HEADER_BYTES - 1))    # CMD SEQ LEN_LO LEN_HI HCRC of a candidate
+        fresh = Signal(HEADER_BYTES - 1)            # which window bytes arrived since the last frame
+        after_sync = Signal()                        # the byte before the window was a fresh SYNC
+        new = Signal()                               # a byte entered the window in the last cycle
+        length = window[16:32]
+        turns = Signal(range(HEADER_BYTES))          # header bytes turned round, or CRC bytes received
         timed_out = Signal()
+        accept = self.rx.valid & self.rx.ready
+        m.d.comb += [self.header.eq(window[:32]), self.o.payload.byte.eq(self.rx.payload),
+                     self.o.payload.end.eq(Mux(timed_out, EndStatus.TIMEOUT,
+                                               Mux(crc16.value != 0, EndStatus.BAD_CRC, EndStatus.OK)))]
+        with m.If(self.tx_idle):
+            m.d.comb += crc_byte.eq(self.rx.payload)
+
         # The quiet cycles are counted by an LFSR (no carry chain): it restarts from 1 whenever a byte
-        # is offered and the timeout is the state it reaches after ``timeout - 1`` quiet cycles.
-        width = max(2, (self._timeout).bit_length())
+        # is offered, and the timeout is the state it reaches after ``timeout - 1`` quiet cycles.
+        width = max(2, self._timeout.bit_length())
         quiet = Signal(width, init=1)
         expired = _lfsr_after(1, self._timeout - 1, width)
         watching = Signal()
-        replay = Signal()
-        accept = self.i.valid & self.i.ready
-        byte = Mux(replay, window[:8], self.i.payload)
-        m.d.comb += [self.header.eq(window[:32]), self.o.payload.byte.eq(self.i.payload),
-                     self.o.payload.end.eq(Mux(timed_out, EndStatus.TIMEOUT,
-                                               Mux(crc != 0, EndStatus.BAD_CRC, EndStatus.OK)))]
-        with m.If(accept | replay):
-            m.d.sync += crc.eq(_crc16_step(crc, byte))
-
         m.d.sync += quiet.eq(_lfsr_step(quiet, width))
-        with m.If(~watching | self.i.valid):
+        with m.If(~watching | self.rx.valid):
             m.d.sync += quiet.eq(1)
 
         def watch_timeout():
             m.d.comb += watching.eq(1)
-            with m.If(~self.i.valid & (quiet == expired)):
+            with m.If(~self.rx.valid & (quiet == expired)):
                 m.d.sync += timed_out.eq(1)
                 m.next = "END"
 
-        with m.FSM(name="frame_rx"):
+        with m.FSM(name="receive"):
             with m.State("HUNT"):
-                m.d.comb += self.i.ready.eq(~fresh)
-                m.d.sync += fresh.eq(accept)
+                m.d.comb += self.rx.ready.eq(~new)
+                m.d.sync += new.eq(accept)
                 with m.If(accept):
-                    m.d.sync += [window.eq(Cat(window[8:], byte)), after_sync.eq(window[:8] == SYNC),
-                                 syndrome.eq(_crc8_step(syndrome, byte) ^ _crc8_unwind(window[:8]))]
-                with m.If(fresh & after_sync):
-                    with m.If(syndrome == 0):
-                        m.d.sync += [crc.eq(CRC16_INIT), steps.eq(0)]
-                        m.next = "REPLAY"
-                    with m.Else():
-                        m.d.comb += self.header_error.eq(1)
-            with m.State("REPLAY"):
-                m.d.comb += [self.in_frame.eq(1), replay.eq(1)]
-                m.d.sync += [window.eq(Cat(window[8:], byte)), steps.eq(steps + 1)]
-                with m.If(steps == HEADER_BYTES - 2):
+                    m.d.sync += [window.eq(Cat(window[8:], self.rx.payload)), fresh.eq(Cat(fresh[1:], 1)),
+                                 after_sync.eq(fresh[0] & (window[:8] == SYNC))]
+                with m.If(new & after_sync):
+                    m.d.comb += [crc8.restart.eq(1), crc16.restart.eq(1)]
+                    m.d.sync += turns.eq(0)
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.comb += [crc_byte.eq(window[:8]), crc8.en.eq(1), crc16.en.eq(1)]
+                m.d.sync += [window.eq(Cat(window[8:], window[:8])), turns.eq(turns + 1)]
+                with m.If(turns == HEADER_BYTES - 2):
+                    m.next = "CHECKED"
+            with m.State("CHECKED"):
+                with m.If(crc8.value == 0):
                     m.next = "HEADER"
+                with m.Else():
+                    m.d.comb += self.header_error.eq(1)
+                    m.next = "HUNT"
             with m.State("HEADER"):
-                m.d.comb += [self.in_frame.eq(1), self.o.valid.eq(1), self.o.payload.kind.eq(Token.HEADER)]
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(Token.HEADER)]
                 with m.If(self.o.ready):
-                    m.d.sync += steps.eq(0)
+                    m.d.sync += turns.eq(0)
                     m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                m.d.comb += [self.in_frame.eq(1), self.o.payload.kind.eq(Token.DATA)]
+                m.d.comb += self.o.payload.kind.eq(Token.DATA)
                 with m.If(length == 0):
                     m.next = "CRC"
                 with m.Else():
-                    m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+                    m.d.comb += [self.o.valid.eq(self.rx.valid), self.rx.ready.eq(self.o.ready), crc16.en.eq(accept)]
                     with m.If(accept):
                         m.d.sync += length.eq(length - 1)
                     watch_timeout()
             with m.State("CRC"):
-                m.d.comb += [self.in_frame.eq(1), self.i.ready.eq(1)]
+                m.d.comb += [self.rx.ready.eq(1), crc16.en.eq(accept)]
                 with m.If(accept):
-                    m.d.sync += steps.eq(1)
-                    with m.If(steps[0]):
+                    m.d.sync += turns.eq(1)
+                    with m.If(turns[0]):
                         m.next = "END"
                 watch_timeout()
             with m.State("END"):
-                m.d.comb += [self.in_frame.eq(1), self.o.valid.eq(1), self.o.payload.kind.eq(Token.END)]
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.kind.eq(Token.END)]
                 with m.If(self.o.ready):
-                    m.d.sync += [window.eq(0), after_sync.eq(0), syndrome.eq(0), timed_out.eq(0)]
+                    m.d.sync += [fresh.eq(0), after_sync.eq(0), timed_out.eq(0)]
                     m.next = "HUNT"
-        return m
 
-
-class FrameTransmitter(wiring.Component):
-    """Frame bytes in, bytes out: the sync byte, the four header bytes taken from ``i`` (CMD, SEQ,
-    LEN_LO, LEN_HI), their CRC-8, the payload taken from ``i`` up to the byte marked ``last``, then
-    the CRC-16. A frame without payload has ``last`` on LEN_HI; LEN must count the payload bytes.
-
-    **Throughput.** One byte per cycle of ``o`` (the UART sets the pace). **Back-pressure.** ``i`` is
-    ready only while its byte can go out on ``o``; the sync byte goes out once ``i`` offers CMD.
-
-    Attributes
-    ----------
-    i : In(stream.Signature(tx_token_layout))
-    o : Out(stream.Signature(8))
-    """
-
-    i: In(stream.Signature(tx_token_layout))
-    o: Out(stream.Signature(8))
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.hcrc = hcrc = ByteCrc(width=8, poly=CRC8_POLY, init=0)
-        m.submodules.crc = crc = ByteCrc(width=16, poly=CRC16_POLY, init=CRC16_INIT)
+    def _send(self, m, crc8, crc16, crc_byte):
         head = Signal(range(4))
         empty = Signal()
-        sent = self.o.valid & self.o.ready
-        in_hcrc = Signal()
-        m.d.comb += [hcrc.byte.eq(self.i.payload.byte), crc.byte.eq(Mux(in_hcrc, hcrc.value, self.i.payload.byte))]
+        sent = self.tx.valid & self.tx.ready
 
         def pass_through():
-            m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload.byte),
-                         self.i.ready.eq(self.o.ready), crc.en.eq(sent)]
+            m.d.comb += [self.tx.valid.eq(self.i.valid), self.tx.payload.eq(self.i.payload.byte),
+                         self.i.ready.eq(self.tx.ready), crc_byte.eq(self.i.payload.byte), crc16.en.eq(sent)]
 
-        with m.FSM(name="frame_tx"):
+        with m.FSM(name="send"):
             with m.State("IDLE"):
-                m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(SYNC), hcrc.restart.eq(1),
-                             crc.restart.eq(1)]
+                m.d.comb += [self.tx_idle.eq(1), self.tx.valid.eq(self.i.valid), self.tx.payload.eq(SYNC)]
                 with m.If(sent):
+                    m.d.comb += [crc8.restart.eq(1), crc16.restart.eq(1)]
                     m.d.sync += head.eq(0)
                     m.next = "HEADER"
             with m.State("HEADER"):
                 pass_through()
-                m.d.comb += hcrc.en.eq(sent)
+                m.d.comb += crc8.en.eq(sent)
                 with m.If(sent):
                     m.d.sync += head.eq(head + 1)
                     with m.If(head == 3):
                         m.d.sync += empty.eq(self.i.payload.last)
                         m.next = "HCRC"
             with m.State("HCRC"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(hcrc.value), in_hcrc.eq(1), crc.en.eq(sent)]
-                with m.If(self.o.ready):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(crc8.value), crc_byte.eq(crc8.value),
+                             crc16.en.eq(sent)]
+                with m.If(self.tx.ready):
                     m.next = "PAYLOAD"
                     with m.If(empty):
                         m.next = "CRC_HI"
@@ -390,38 +372,41 @@ class FrameTransmitter(wiring.Component):
                 with m.If(sent & self.i.payload.last):
                     m.next = "CRC_HI"
             with m.State("CRC_HI"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(crc.value[8:])]
-                with m.If(self.o.ready):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(crc16.value[8:])]
+                with m.If(self.tx.ready):
                     m.next = "CRC_LO"
             with m.State("CRC_LO"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(crc.value[:8])]
-                with m.If(self.o.ready):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(crc16.value[:8])]
+                with m.If(self.tx.ready):
                     m.next = "IDLE"
-        return m
 
 
 # --- LOAD_DATA write records ---------------------------------------------------------------------
 
 class _Phase(enum.Enum, shape=2):
     HEADER = 0
-    WORDS = 1
-    DROP = 2
+    COUNT = 1     # one cycle between the header and the words: the word count is made ``count - 1``
+    WORDS = 2
+    DROP = 3
 
 
 class RecordDecoder(ConfiguredComponent):
     """LOAD_DATA payload bytes in, ``cfg`` writes out (record layout: :mod:`eie.hw.link_map`).
 
     The record header's fields go straight into the registers behind ``cfg.payload`` (space, PE,
-    address) and a word counter; its checks are made as its bytes pass: the space must exist, the
-    address fit the ``cfg`` address field and the count be non-zero, otherwise ``error`` rises and the
-    rest of the frame is dropped. A word's bytes (little-endian) shift in from the top of a register
-    as wide as the widest word; a narrower word is then shifted down with zeros, one byte per cycle
-    without waiting for input. ``start`` (a new frame) clears the error and expects a record header.
+    address) and a word counter, and are checked as they pass: the space must exist, the address fit
+    the ``cfg`` address field and the count be non-zero (seen from the borrow of ``count - 1``);
+    otherwise ``error`` rises and the rest of the frame is dropped. A word is assembled in a shift
+    register outside the decoder (:class:`HostLink` lends the register that holds the loaded image id,
+    which means nothing while a load is in progress): its bytes (little-endian) shift in at the top, a
+    narrower word is then shifted down with zeros, one byte per cycle without waiting for input, and
+    ``word`` (the register's top bytes, as many as the widest word has) is the write's data.
+    ``start`` (a new frame) clears the error and expects a record header.
 
     **Latency.** A write is offered on ``cfg`` one cycle after its word's last byte, plus one cycle
     per byte it is narrower than the widest word. **Throughput.** One byte per cycle while ``cfg`` is
-    ready. **Back-pressure.** ``cfg`` holds one write; ``i`` stalls while it waits (and, for a record
-    header, until it is taken).
+    ready, one cycle more per record. **Back-pressure.** ``cfg`` holds one write; ``i`` stalls while
+    it waits (and, for a record header, until it is taken).
 
     Attributes
     ----------
@@ -433,6 +418,11 @@ class RecordDecoder(ConfiguredComponent):
         The bytes since ``start`` end on a record boundary.
     idle : Out(1)
         No write is waiting on ``cfg`` or being aligned.
+    shift : Out(1)
+        Shift the word register down by a byte, ``shift_byte`` entering at the top.
+    shift_byte : Out(8)
+    word : In(8 * widest word bytes)
+        The word register's top bytes.
     """
 
     def __init__(self, *, config):
@@ -444,6 +434,9 @@ class RecordDecoder(ConfiguredComponent):
             "error": Out(1),
             "boundary": Out(1),
             "idle": Out(1),
+            "shift": Out(1),
+            "shift_byte": Out(8),
+            "word": In(8 * max(word_bytes(config).values())),
         })
 
     def elaborate(self, platform):
@@ -455,73 +448,71 @@ class RecordDecoder(ConfiguredComponent):
         space = Signal(Space)
         pe = Signal(8)
         addr = Signal(aw)
-        word = Signal(8 * widest)
-        count = Signal(16)
+        left = Signal(17)           # words left after the one being assembled; bit 16 the borrow
+        fewer = Signal(17)
         index = Signal(range(max(RECORD_HEADER_BYTES, widest)))
         phase = Signal(_Phase)
-        bad = Signal()            # the record header read so far is malformed
-        bad_byte = Signal()
         accept = self.i.valid & self.i.ready
         byte = self.i.payload
-        needs_byte = Signal()     # the word's next byte comes from ``i`` (else a zero aligns it)
+        needs_byte = Signal()       # the word's next byte comes from ``i`` (else a zero aligns it)
         with m.Switch(space):
             for s, n in nbytes.items():
                 with m.Case(s):
                     m.d.comb += needs_byte.eq(index < n)
+        free = ~self.cfg.valid | self.cfg.ready
         m.d.comb += [
+            fewer.eq(left - 1),
             self.cfg.payload.space.eq(space), self.cfg.payload.pe.eq(pe), self.cfg.payload.addr.eq(addr),
-            self.cfg.payload.data.eq(word), self.boundary.eq((phase == _Phase.HEADER) & (index == 0)),
-            self.idle.eq(~self.cfg.valid & ~((phase == _Phase.WORDS) & ~needs_byte)),
+            self.cfg.payload.data.eq(self.word), self.shift_byte.eq(Mux(needs_byte, byte, 0)),
+            self.boundary.eq((phase == _Phase.HEADER) & (index == 0)),
+            self.idle.eq(~self.cfg.valid & (phase != _Phase.COUNT) & ~((phase == _Phase.WORDS) & ~needs_byte)),
         ]
         with m.If(self.cfg.ready):
             m.d.sync += self.cfg.valid.eq(0)
         with m.If(self.cfg.valid & self.cfg.ready):
             m.d.sync += addr.eq(addr + 1)
 
+        def malformed():
+            m.d.sync += [self.error.eq(1), phase.eq(_Phase.DROP)]
+
         with m.Switch(phase):
             with m.Case(_Phase.HEADER):
                 m.d.comb += self.i.ready.eq(~self.cfg.valid)   # the fields are the pending write's
-                with m.Switch(index):
-                    def load(field, value):
-                        with m.If(accept):
-                            m.d.sync += field.eq(value)
-
-                    with m.Case(0):
-                        m.d.comb += bad_byte.eq(byte > max(Space))
-                        load(space, byte[:3])
-                    with m.Case(1):
-                        load(pe, byte)
-                    for k in range(4):         # addr, little-endian: what does not fit must be 0
-                        lo, kept = 8 * k, max(0, min(8, aw - 8 * k))
-                        with m.Case(2 + k):
-                            if kept:
-                                load(addr[lo:lo + kept], byte[:kept])
-                            if kept < 8:
-                                m.d.comb += bad_byte.eq(byte[kept:] != 0)
-                    with m.Case(6):
-                        load(count[:8], byte)
-                    with m.Case(7):
-                        load(count[8:], byte)
-                        m.d.comb += bad_byte.eq((byte == 0) & (count[:8] == 0))
                 with m.If(accept):
-                    m.d.sync += [bad.eq(Mux(index == 0, 0, bad) | bad_byte), index.eq(index + 1)]
-                    with m.If(index == RECORD_HEADER_BYTES - 1):
-                        m.d.sync += index.eq(0)
-                        with m.If(bad | bad_byte):
-                            m.d.sync += [self.error.eq(1), phase.eq(_Phase.DROP)]
-                        with m.Else():
-                            m.d.sync += phase.eq(_Phase.WORDS)
+                    m.d.sync += index.eq(index + 1)
+                    with m.Switch(index):
+                        with m.Case(0):
+                            m.d.sync += space.eq(byte[:3])
+                            with m.If(byte > max(Space)):
+                                malformed()
+                        with m.Case(1):
+                            m.d.sync += pe.eq(byte)
+                        for k in range(4):         # addr, little-endian: what does not fit must be 0
+                            lo, kept = 8 * k, max(0, min(8, aw - 8 * k))
+                            with m.Case(2 + k):
+                                if kept:
+                                    m.d.sync += addr[lo:lo + kept].eq(byte[:kept])
+                                if kept < 8:
+                                    with m.If(byte[kept:] != 0):
+                                        malformed()
+                        with m.Case(6):
+                            m.d.sync += left.eq(byte)
+                        with m.Case(7):
+                            m.d.sync += [left[8:16].eq(byte), index.eq(0), phase.eq(_Phase.COUNT)]
+            with m.Case(_Phase.COUNT):
+                m.d.sync += [left.eq(fewer), phase.eq(_Phase.WORDS)]
+                with m.If(fewer[16]):      # a count of 0
+                    malformed()
             with m.Case(_Phase.WORDS):
-                shift = Signal()
                 with m.If(needs_byte):
-                    m.d.comb += [self.i.ready.eq(~self.cfg.valid | self.cfg.ready), shift.eq(accept)]
+                    m.d.comb += [self.i.ready.eq(free), self.shift.eq(accept)]
                 with m.Else():
-                    m.d.comb += shift.eq(~self.cfg.valid | self.cfg.ready)
-                with m.If(shift):
-                    m.d.sync += [word.eq(Cat(word[8:], Mux(needs_byte, byte, 0))), index.eq(index + 1)]
+                    m.d.comb += self.shift.eq(free)
+                with m.If(self.shift):
+                    m.d.sync += index.eq(index + 1)
                     with m.If(index == widest - 1):
-                        m.d.sync += [index.eq(0), self.cfg.valid.eq(1), count.eq(count - 1)]
-                        with m.If(count == 1):
+                        m.d.sync += [index.eq(0), self.cfg.valid.eq(1), left.eq(fewer)]
+                        with m.If(fewer[16]):
                             m.d.sync += phase.eq(_Phase.HEADER)
             with m.Case(_Phase.DROP):
                 m.d.comb += self.i.ready.eq(1)
@@ -561,8 +552,12 @@ class ErrorLog(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        more = Signal(17)                  # bit 16: the count is at its maximum already
+        m.d.comb += more.eq(self.count + 1)
         with m.If(self.code != ErrorCode.NONE):
-            m.d.sync += [self.last.eq(self.code), self.count.eq(self.count + (self.count != 0xFFFF))]
+            m.d.sync += self.last.eq(self.code)
+            with m.If(~more[16]):
+                m.d.sync += self.count.eq(more)
             with m.If(self.loading & (self.load_error == ErrorCode.NONE)):
                 m.d.sync += self.load_error.eq(self.code)
         with m.If(self.restart):
@@ -583,52 +578,31 @@ class _Mode(enum.Enum, shape=3):
 
 
 class _Reply(enum.Enum, shape=3):
-    """The responses, as byte tables (:func:`_reply_table`)."""
+    """The responses (:data:`_REPLY_BYTES`)."""
 
     EMPTY = 0     # LOAD_BEGIN
     STATUS = 1
     ERROR = 2     # error code, the request's command, flags
-    WRITES = 3    # LOAD_END: the counter (writes applied); its last 4 bytes also end a RUN response
+    WRITES = 3    # LOAD_END: the counter (writes applied); bytes 4..7 also end a RUN response
     RUN = 4       # the header of a RUN response; the outputs follow, then the counter (compute cycles)
 
 
-class _Byte(enum.Enum, shape=4):
-    """Where a response byte comes from."""
+#: Response bytes from CMD on (what :class:`Framer` frames): the payload lengths. Byte ``k`` of a
+#: response comes from: ``k < 4``, the header (CMD | RESPONSE or ERROR, SEQ, LEN); STATUS, ``4 <= k
+#: < 16`` its constant fields, ``16 <= k < 20`` flags, last error and error count, ``k >= 20`` the
+#: loaded image id, n_in and n_out (zeros when not loaded); ERROR: the error, the request's CMD,
+#: flags; WRITES: the counter, byte ``k % 4``.
+_REPLY_LENGTH = {_Reply.EMPTY: 0, _Reply.STATUS: STATUS_BYTES, _Reply.ERROR: 3, _Reply.WRITES: 4}
 
-    ZERO = 0
-    OK_CMD = 1          # the request's CMD | RESPONSE
-    ERROR_CMD = 2       # Command.ERROR
-    CMD = 3             # the request's CMD
-    SEQ = 4
-    LENGTH = 5          # LEN_LO: the constant of the response kind, or a RUN response's
-    RUN_LENGTH_HI = 6
-    STATUS_CONST = 7    # the constant STATUS fields (version, configuration hash, n_pe, act_bits)
-    FLAGS = 8
-    LAST_ERROR = 9
-    ERROR_COUNT_LO = 10
-    ERROR_COUNT_HI = 11
-    IMAGE = 12          # the next byte of the loaded image id, n_in, n_out (zeros when not loaded)
-    CODE = 13           # the error answered
-    COUNT = 14          # byte ``index % 4`` of the counter
+
+#: Where STATUS has the configuration hash, and its live fields (then the image id, n_in, n_out).
+_STATUS_HASH = 5
+_STATUS_LIVE = 16
 
 
 def _status_constants(config) -> list[int]:
     """The constant leading fields of STATUS: version, configuration hash, n_pe, act_bits."""
     return [VERSION, *hash_bytes(config.config_hash()), *config.n_pe.to_bytes(2, "little"), config.act_bits]
-
-
-#: Each response's bytes from CMD on (what :class:`FrameTransmitter` frames) and its payload length
-#: (None: computed, for RUN).
-_REPLIES = {
-    _Reply.EMPTY: ([_Byte.OK_CMD, _Byte.SEQ, _Byte.LENGTH, _Byte.ZERO], 0),
-    _Reply.STATUS: ([_Byte.OK_CMD, _Byte.SEQ, _Byte.LENGTH, _Byte.ZERO] + [_Byte.STATUS_CONST] * 12
-                    + [_Byte.FLAGS, _Byte.LAST_ERROR, _Byte.ERROR_COUNT_LO, _Byte.ERROR_COUNT_HI]
-                    + [_Byte.IMAGE] * 12, STATUS_BYTES),
-    _Reply.ERROR: ([_Byte.ERROR_CMD, _Byte.SEQ, _Byte.LENGTH, _Byte.ZERO, _Byte.CODE, _Byte.CMD, _Byte.FLAGS], 3),
-    _Reply.WRITES: ([_Byte.OK_CMD, _Byte.SEQ, _Byte.LENGTH, _Byte.ZERO] + [_Byte.COUNT] * 4, 4),
-    _Reply.RUN: ([_Byte.OK_CMD, _Byte.SEQ, _Byte.LENGTH, _Byte.RUN_LENGTH_HI], None),
-}
-assert all(length is None or len(spec) == 4 + length for spec, length in _REPLIES.values())
 
 
 class HostLink(ConfiguredComponent):
@@ -637,19 +611,20 @@ class HostLink(ConfiguredComponent):
 
     One frame is handled at a time: the host sends a request after the response to the previous one,
     except LOAD_DATA frames, which are never answered and follow each other back to back. While a
-    frame is answered its END token is held, so nothing more is taken from ``rx`` (a
-    :data:`RX_FIFO_DEPTH`-byte FIFO and the UART's own register absorb short stalls).
+    request is answered its END token is held, so nothing is taken from ``rx`` (the UART's register
+    holds one byte); every other step takes a few cycles, well inside the 40 or more of a byte.
 
-    Named pieces: :meth:`_decode_header` (the refusal and payload mode from CMD and LEN),
-    :meth:`_take_payload`, :meth:`_finish` (the outcome of a frame and the device state),
-    :meth:`_complete_failed_run`, and :meth:`_respond` (responses read from :func:`_reply_table`,
-    the RUN outputs between them).
+    The engine's pieces, each a method: :meth:`_counter`, :meth:`_line_errors`, :meth:`_on_header`
+    (the refusal and the payload mode from CMD, LEN and the device state), :meth:`_on_payload`,
+    :meth:`_on_end` (the outcome of the frame and its effect on the device state),
+    :meth:`_complete_failed_run`, :meth:`_reply_byte` and :meth:`_respond`.
 
-    **Latency.** A response's sync byte reaches the transmitter 2 cycles after the END token of its
-    request is offered (RUN: the outputs follow as the accelerator produces them and the line takes
-    them). **Throughput.** LOAD_DATA payloads reach ``cfg`` at the line rate: one write per word's
-    bytes, with no handshake per write or per frame; RUN payloads reach ``i`` at one element per
-    ``ceil(act_bits / 8)`` bytes. **Back-pressure.** ``tx`` and ``o`` are honoured every cycle.
+    **Latency.** A response's sync byte reaches ``tx`` 2 cycles after the END token of its request
+    (RUN: the outputs follow as the accelerator produces them and the line takes them).
+    **Throughput.** LOAD_DATA payloads reach ``cfg`` at the line rate: one write per word's bytes,
+    with no handshake per write or per frame; RUN payloads reach ``i`` at one element per
+    ``ceil(act_bits / 8)`` bytes, each offered in the cycle after its last byte arrives.
+    **Back-pressure.** ``tx`` and ``o`` are honoured every cycle.
 
     Parameters
     ----------
@@ -706,40 +681,45 @@ class HostLink(ConfiguredComponent):
 
     def elaborate(self, platform):
         m = Module()
-        c = self._config
-        img = self._images
-        m.submodules.rx_fifo = fifo = SyncFIFO(width=8, depth=RX_FIFO_DEPTH)
-        m.submodules.receiver = receiver = FrameReceiver(timeout=self._timeout)
-        m.submodules.transmitter = transmitter = FrameTransmitter()
-        m.submodules.records = records = RecordDecoder(config=c)
+        m.submodules.framer = framer = Framer(timeout=self._timeout)
+        m.submodules.records = records = RecordDecoder(config=self._config)
         m.submodules.errors = errors = ErrorLog()
-        wiring.connect(m, wiring.flipped(self.rx), fifo.w_stream)
-        wiring.connect(m, fifo.r_stream, receiver.i)
-        wiring.connect(m, transmitter.o, wiring.flipped(self.tx))
+        wiring.connect(m, wiring.flipped(self.rx), framer.rx)
+        wiring.connect(m, framer.tx, wiring.flipped(self.tx))
         wiring.connect(m, records.cfg, wiring.flipped(self.cfg))
-
-        e = _Engine(c, img, self.busy, receiver, transmitter, records, errors)
-        m.d.comb += [self.loaded.eq(e.loaded), self.error.eq(e.failed), errors.loading.eq(e.loading)]
+        e = _Engine(self._config, self._images, self.busy, framer, records, errors)
+        m.d.comb += [self.loaded.eq(e.loaded), self.error.eq(e.failed), errors.loading.eq(e.loading),
+                     self.i.valid.eq(e.element_valid), self.i.payload.eq(e.element)]
+        with m.If(self.i.ready):
+            m.d.sync += e.element_valid.eq(0)
         with m.If(ResetSignal()):
             m.d.sync += e.image.eq(e.baked_image)
-        self._count(m, e)
-        self._log_line_errors(m, e)
-        self._reply_bytes(m, e)
+        # One shift register: LOAD_END's payload shifts in, a STATUS response turns it round, and
+        # while a load is in progress (nothing is loaded) the record decoder assembles words in it.
+        m.d.comb += records.word.eq(e.image[-len(records.word):])
+        with m.If(e.shift_image | records.shift):
+            m.d.sync += e.image.eq(Cat(e.image[8:], Mux(e.state_is_payload,
+                                                        Mux(records.shift, records.shift_byte, e.tok.payload.byte),
+                                                        e.image[:8])))
+        self._counter(m, e)
+        self._line_errors(m, e)
+        self._reply_byte(m, e)
         with m.FSM(name="link"):
             with m.State("IDLE"):
                 m.d.comb += e.tok.ready.eq(1)
                 with m.If(e.tok.valid):                 # always a HEADER token here
-                    self._decode_header(m, e)
+                    self._on_header(m, e)
                     m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                self._take_payload(m, e)
+                m.d.comb += e.state_is_payload.eq(1)
+                self._on_payload(m, e)
             with m.State("FINISH"):
-                self._finish(m, e)
+                self._on_end(m, e)
             self._complete_failed_run(m, e)
             self._respond(m, e)
         return m
 
-    def _count(self, m, e):
+    def _counter(self, m, e):
         """The counter: ``cfg`` writes while loading (LOAD_BEGIN clears it), and in a RUN the clock
         cycles from the edge that accepts the last input to the one that could accept the first
         output (what the RTL testbench reports as the sum of the layers' cycles). A RUN is refused
@@ -753,68 +733,59 @@ class HostLink(ConfiguredComponent):
         with m.If(self.done):
             m.d.sync += e.done_seen.eq(1)
 
-    def _log_line_errors(self, m, e):
-        """Bad headers and UART errors go to the log; a UART error while a frame's payload arrives
-        also fails that frame (the first one is kept)."""
-        uart_error = Mux(self.framing_error, ErrorCode.FRAMING, Mux(self.overrun, ErrorCode.OVERRUN, ErrorCode.NONE))
-        with m.If(e.receiver.header_error):
+    def _line_errors(self, m, e):
+        """Bad headers and UART errors go to the log; the first UART error while a frame's payload
+        arrives also fails that frame."""
+        with m.If(e.framer.header_error):
             m.d.comb += e.errors.code.eq(ErrorCode.BAD_HEADER)
-        with m.If(self.framing_error | self.overrun):
-            m.d.comb += e.errors.code.eq(uart_error)
-            with m.If(e.receiving & ~e.line_failed):
-                m.d.sync += e.frame_error.eq(uart_error)
+        for pulse, code in ((self.overrun, ErrorCode.OVERRUN), (self.framing_error, ErrorCode.FRAMING)):
+            with m.If(pulse):
+                m.d.comb += e.errors.code.eq(code)
+                with m.If(e.state_is_payload & (e.line_error == ErrorCode.NONE)):
+                    m.d.sync += e.line_error.eq(code)
 
-    def _decode_header(self, m, e):
-        """The payload mode and the refusal, from the HEADER token's CMD and LEN and the device state."""
-        c = self._config
-        hdr = e.receiver.header
-        m.d.sync += [e.index.eq(0), e.matches.eq(1), e.mode.eq(_Mode.SKIP), e.frame_error.eq(ErrorCode.NONE)]
-
-        def refuse(code):
-            m.d.sync += e.frame_error.eq(code)
-
-        def expect(n_bytes, then):
-            with m.If(hdr.length == n_bytes):
-                m.d.sync += e.mode.eq(then)
-            with m.Else():
-                refuse(ErrorCode.BAD_LENGTH)
-
-        with m.Switch(hdr.cmd):
+    def _on_header(self, m, e):
+        """The HEADER token: the refusal and the payload mode, from CMD, LEN and the device state."""
+        length = e.framer.header.length
+        length_ok = Signal()
+        refusal = Signal(ErrorCode)
+        mode = Signal(_Mode)
+        with m.Switch(e.framer.header.cmd):
             with m.Case(Command.STATUS):
-                expect(0, _Mode.SKIP)
+                m.d.comb += length_ok.eq(length == 0)
             with m.Case(Command.LOAD_BEGIN):
-                expect(LOAD_BEGIN_BYTES, _Mode.HASH)
+                m.d.comb += [length_ok.eq(length == LOAD_BEGIN_BYTES), mode.eq(_Mode.HASH)]
             with m.Case(Command.LOAD_END):
-                with m.If(hdr.length != LOAD_END_BYTES):
-                    refuse(ErrorCode.BAD_LENGTH)
-                with m.Elif(~e.loading):
-                    refuse(ErrorCode.NOT_LOADING)
-                with m.Else():
-                    m.d.sync += e.mode.eq(_Mode.COMMIT)
-            with m.Case(Command.LOAD_DATA):
+                m.d.comb += [length_ok.eq(length == LOAD_END_BYTES), mode.eq(_Mode.COMMIT)]
                 with m.If(~e.loading):
-                    refuse(ErrorCode.NOT_LOADING)
-                with m.Elif(hdr.length == 0):
-                    refuse(ErrorCode.BAD_LENGTH)
-                with m.Elif(e.errors.load_error == ErrorCode.NONE):  # else the load failed already: skip
-                    m.d.sync += e.mode.eq(_Mode.RECORDS)
-                    m.d.comb += e.records.start.eq(1)
+                    m.d.comb += refusal.eq(ErrorCode.NOT_LOADING)
+            with m.Case(Command.LOAD_DATA):
+                m.d.comb += [length_ok.eq(length != 0), mode.eq(Mux(e.errors.load_error == ErrorCode.NONE,
+                                                                     _Mode.RECORDS, _Mode.SKIP))]
+                with m.If(~e.loading):   # NOT_LOADING before BAD_LENGTH
+                    m.d.comb += [refusal.eq(ErrorCode.NOT_LOADING), length_ok.eq(1)]
             with m.Case(Command.RUN):
-                with m.If(~e.loaded):
-                    refuse(ErrorCode.NOT_LOADED)
-                with m.Else():
-                    m.d.sync += e.done_seen.eq(0)
-                    expect(e.n_in * e.act_bytes, _Mode.INPUT)
+                m.d.comb += [length_ok.eq(length == e.n_in * e.act_bytes), mode.eq(_Mode.INPUT)]
+                with m.If(~e.loaded):   # NOT_LOADED before BAD_LENGTH
+                    m.d.comb += [refusal.eq(ErrorCode.NOT_LOADED), length_ok.eq(1)]
             with m.Default():
-                refuse(ErrorCode.UNKNOWN_COMMAND)
+                m.d.comb += [refusal.eq(ErrorCode.UNKNOWN_COMMAND), length_ok.eq(1)]
+        with m.If(~length_ok):
+            m.d.comb += refusal.eq(ErrorCode.BAD_LENGTH)
+        # LOAD_BEGIN's hash is compared with STATUS's copy of it, LOAD_END's count with bytes
+        # ``index % 4`` of the counter and its image id goes where STATUS reads it: the index starts
+        # at the STATUS byte the payload lines up with.
+        m.d.sync += [e.refusal.eq(refusal), e.mode.eq(Mux(refusal == ErrorCode.NONE, mode, _Mode.SKIP)),
+                     e.line_error.eq(ErrorCode.NONE), e.matches.eq(1), e.done_seen.eq(0),
+                     e.index.eq(Mux(mode == _Mode.HASH, _STATUS_HASH, Mux(mode == _Mode.COMMIT, _STATUS_LIVE, 0)))]
+        m.d.comb += e.records.start.eq(1)
 
-    def _take_payload(self, m, e):
-        """DATA tokens by mode; the END token moves on to :meth:`_finish` (and stays offered)."""
+    def _on_payload(self, m, e):
+        """DATA tokens by mode; the END token moves on to :meth:`_on_end` (and stays offered)."""
         tok = e.tok
         byte = tok.payload.byte
         is_data = tok.payload.kind == Token.DATA
         taken = tok.valid & tok.ready
-        m.d.comb += e.receiving.eq(1)
         with m.If(tok.valid & ~is_data):
             m.next = "FINISH"
         with m.Switch(e.mode):
@@ -824,13 +795,13 @@ class HostLink(ConfiguredComponent):
                 m.d.comb += tok.ready.eq(is_data)
                 with m.If(taken):
                     m.d.sync += e.index.eq(e.index + 1)
-                    with m.If(byte != e.config_hash[e.index[:3]]):
+                    with m.If(byte != e.status_constant):
                         m.d.sync += e.matches.eq(0)
             with m.Case(_Mode.COMMIT):
                 m.d.comb += tok.ready.eq(is_data)
                 with m.If(taken):
                     m.d.sync += e.index.eq(e.index + 1)
-                    with m.If(e.index < 4):
+                    with m.If(e.index[2:4] == 0):      # the count; then the image id, n_in, n_out
                         with m.If(byte != e.count_byte):
                             m.d.sync += e.matches.eq(0)
                     with m.Else():
@@ -839,84 +810,65 @@ class HostLink(ConfiguredComponent):
                 m.d.comb += [e.records.i.valid.eq(tok.valid & is_data), e.records.i.payload.eq(byte),
                              tok.ready.eq(is_data & e.records.i.ready)]
             with m.Case(_Mode.INPUT):
-                with m.If(e.index == e.act_bytes - 1):
-                    m.d.comb += [self.i.valid.eq(tok.valid & is_data), self.i.payload.eq(Cat(e.element, byte)),
-                                 tok.ready.eq(is_data & self.i.ready)]
-                    with m.If(taken):
-                        m.d.sync += e.index.eq(0)
-                with m.Else():
-                    m.d.comb += tok.ready.eq(is_data)
-                    with m.If(taken):
-                        m.d.sync += [e.element.eq(Cat(e.element[8:], byte)), e.index.eq(e.index + 1)]
+                m.d.comb += tok.ready.eq(is_data & ~e.element_valid)
+                with m.If(taken):
+                    m.d.sync += [e.element.eq(Cat(e.element[8:], byte)), e.index.eq(e.index + 1)]
+                    with m.If(e.index == e.act_bytes - 1):
+                        m.d.sync += [e.element_valid.eq(1), e.index.eq(0)]
 
-    def _finish(self, m, e):
-        """The END token: the frame's error by precedence (TIMEOUT, a UART error, BAD_CRC, the refusal),
-        then the command's own checks and its effect on the device state."""
-        hdr = e.receiver.header
+    def _on_end(self, m, e):
+        """The END token: the frame's error by precedence (TIMEOUT, a UART error, BAD_CRC, the refusal,
+        then the command's own check), logged, and its effect on the device state."""
+        cmd = e.framer.header.cmd
         end = e.tok.payload.end
         frame_error = Signal(ErrorCode)
         with m.If(end == EndStatus.TIMEOUT):
             m.d.comb += frame_error.eq(ErrorCode.TIMEOUT)
-        with m.Elif(~e.line_failed & (end == EndStatus.BAD_CRC)):
+        with m.Elif(e.line_error != ErrorCode.NONE):
+            m.d.comb += frame_error.eq(e.line_error)
+        with m.Elif(end == EndStatus.BAD_CRC):
             m.d.comb += frame_error.eq(ErrorCode.BAD_CRC)
         with m.Else():
-            m.d.comb += frame_error.eq(e.frame_error)
-
-        def reply(kind):
-            m.d.sync += [e.reply.eq(kind), e.index.eq(0)]
-            m.next = "SEND"
-
-        def refuse(code):
-            m.d.comb += e.errors.code.eq(code)
-            m.d.sync += [e.frame_error.eq(code), e.failed.eq(1)]
-            reply(_Reply.ERROR)
-
-        def succeed(kind):
-            m.d.sync += e.failed.eq(0)
-            reply(kind)
-
-        with m.Switch(hdr.cmd):
-            with m.Case(Command.LOAD_DATA):    # never answered; an error fails the load
-                with m.If(e.records.idle):     # every write of the frame has been counted
-                    code = Signal(ErrorCode)
-                    with m.If(frame_error != ErrorCode.NONE):
-                        m.d.comb += code.eq(frame_error)
-                    with m.Elif((e.mode == _Mode.RECORDS) & (e.records.error | ~e.records.boundary)):
-                        m.d.comb += code.eq(ErrorCode.BAD_RECORD)
-                    m.d.comb += [e.errors.code.eq(code), e.tok.ready.eq(1)]
-                    m.d.sync += e.failed.eq(code != ErrorCode.NONE)
-                    m.next = "IDLE"
+            m.d.comb += frame_error.eq(e.refusal)
+        code = Signal(ErrorCode)
+        with m.If(frame_error != ErrorCode.NONE):
+            m.d.comb += code.eq(frame_error)
+        with m.Elif((e.mode == _Mode.RECORDS) & (e.records.error | ~e.records.boundary)):
+            m.d.comb += code.eq(ErrorCode.BAD_RECORD)
+        with m.Elif((e.mode == _Mode.HASH) & ~e.matches):
+            m.d.comb += code.eq(ErrorCode.HASH_MISMATCH)
+        with m.Elif(e.mode == _Mode.COMMIT):
+            with m.If(e.errors.load_error != ErrorCode.NONE):
+                m.d.comb += code.eq(e.errors.load_error)
+            with m.Elif(~e.matches):
+                m.d.comb += code.eq(ErrorCode.COUNT_MISMATCH)
+        ok = code == ErrorCode.NONE
+        reply = Signal(_Reply)
+        with m.Switch(cmd):
+            with m.Case(Command.STATUS):
+                m.d.comb += reply.eq(_Reply.STATUS)
+            with m.Case(Command.LOAD_BEGIN):
+                m.d.comb += reply.eq(_Reply.EMPTY)
+            with m.Case(Command.LOAD_END):
+                m.d.comb += reply.eq(_Reply.WRITES)
             with m.Case(Command.RUN):
-                with m.If(e.mode != _Mode.INPUT):
-                    refuse(frame_error)
-                with m.Elif(frame_error == ErrorCode.NONE):
-                    succeed(_Reply.RUN)
-                with m.Else():
-                    m.d.comb += e.errors.code.eq(frame_error)
-                    m.d.sync += [e.frame_error.eq(frame_error), e.failed.eq(1), e.reply.eq(_Reply.ERROR),
-                                 e.index.eq(0)]
-                    m.next = "PAD"
-            with m.Default():
-                with m.If(frame_error != ErrorCode.NONE):
-                    refuse(frame_error)
-                with m.Elif(hdr.cmd == Command.STATUS):
-                    succeed(_Reply.STATUS)
-                with m.Elif(hdr.cmd == Command.LOAD_BEGIN):
-                    with m.If(~e.matches):
-                        refuse(ErrorCode.HASH_MISMATCH)
-                    with m.Else():
-                        m.d.comb += e.errors.restart.eq(1)
-                        m.d.sync += [e.loading.eq(1), e.loaded.eq(0), e.count.eq(0)]
-                        succeed(_Reply.EMPTY)
-                with m.Else():                 # LOAD_END while loading
-                    m.d.sync += e.loading.eq(0)
-                    with m.If(e.errors.load_error != ErrorCode.NONE):
-                        refuse(e.errors.load_error)
-                    with m.Elif(~e.matches):
-                        refuse(ErrorCode.COUNT_MISMATCH)
-                    with m.Else():
-                        m.d.sync += e.loaded.eq(1)
-                        succeed(_Reply.WRITES)
+                m.d.comb += reply.eq(_Reply.RUN)
+        with m.If(~(cmd == Command.LOAD_DATA) | e.records.idle):    # every write of a frame counted
+            m.d.comb += e.errors.code.eq(code)
+            m.d.sync += [e.failed.eq(~ok), e.code.eq(code), e.reply.eq(Mux(ok, reply, _Reply.ERROR)),
+                         e.index.eq(0), e.element.eq(0)]
+            with m.If((e.mode == _Mode.HASH) & ok):
+                m.d.comb += e.errors.restart.eq(1)
+                m.d.sync += [e.loading.eq(1), e.loaded.eq(0), e.count.eq(0)]
+            with m.If((e.mode == _Mode.COMMIT) & (frame_error == ErrorCode.NONE)):
+                m.d.sync += [e.loading.eq(0), e.loaded.eq(ok)]
+            with m.If(cmd == Command.LOAD_DATA):      # never answered; an error fails the load
+                m.d.comb += e.tok.ready.eq(1)
+                m.next = "IDLE"
+            with m.Elif((e.mode == _Mode.INPUT) & ~ok):
+                m.next = "PAD"
+            with m.Else():
+                m.next = "SEND"
 
     def _complete_failed_run(self, m, e):
         """A RUN that failed after its inputs started streaming: zeros complete the input vector while
@@ -926,7 +878,7 @@ class HostLink(ConfiguredComponent):
             with m.If(~self.busy):
                 m.next = "SEND"
             with m.Elif(self.i.ready):
-                m.d.comb += [self.i.valid.eq(1), self.i.payload.eq(0)]
+                m.d.comb += self.i.valid.eq(1)       # ``element`` was cleared
             with m.Else():
                 m.next = "DRAIN"
         with m.State("DRAIN"):
@@ -934,60 +886,75 @@ class HostLink(ConfiguredComponent):
             with m.If(e.done_seen):
                 m.next = "SEND"
 
-    def _reply_bytes(self, m, e):
-        """The byte at ``e.index`` of the response ``e.reply`` (:data:`_REPLIES`) and whether it is
-        the last."""
-        c = self._config
-        hdr = e.receiver.header
-        source = Signal(_Byte)
-        with m.Switch(e.reply):
-            for kind, (spec, _) in _REPLIES.items():
-                with m.Case(kind):
-                    with m.Switch(e.index):
-                        for k, s in enumerate(spec):
-                            with m.Case(k):
-                                m.d.comb += source.eq(s)
-                    if kind != _Reply.RUN:
-                        m.d.comb += e.reply_last.eq(e.index == len(spec) - 1)
-        length = Signal(8)
+    def _reply_byte(self, m, e):
+        """Byte ``e.index`` of the response ``e.reply`` (see :data:`_REPLY_LENGTH`), and whether it
+        is the last."""
+        hdr = e.framer.header
+        k = e.index
         run_length = Signal(16)
         m.d.comb += run_length.eq(e.n_out * e.act_bytes + 4)
+        header = Signal(8)
+        with m.Switch(k[:2]):
+            with m.Case(0):
+                m.d.comb += header.eq(Mux(e.reply == _Reply.ERROR, Command.ERROR, hdr.cmd | RESPONSE))
+            with m.Case(1):
+                m.d.comb += header.eq(hdr.seq)
+            with m.Case(2):
+                with m.Switch(e.reply):
+                    for kind, n in _REPLY_LENGTH.items():
+                        with m.Case(kind):
+                            m.d.comb += header.eq(n)
+                    with m.Case(_Reply.RUN):
+                        m.d.comb += header.eq(run_length[:8])
+            with m.Case(3):
+                m.d.comb += header.eq(Mux(e.reply == _Reply.RUN, run_length[8:], 0))
+        constant = e.status_constant
+        with m.Switch(k[:4]):
+            for n, value in enumerate(_status_constants(self._config)):
+                with m.Case(4 + n):
+                    m.d.comb += constant.eq(value)
+        live = Signal(8)
+        with m.Switch(k[:2]):
+            for n, value in enumerate([e.flags, e.errors.last, e.errors.count[:8], e.errors.count[8:]]):
+                with m.Case(n):
+                    m.d.comb += live.eq(value)
+        error = Signal(8)
+        with m.Switch(k[:2]):
+            for n, value in enumerate([e.code, hdr.cmd, e.flags]):
+                with m.Case(n):
+                    m.d.comb += error.eq(value)
+        with m.If(k < 4):
+            m.d.comb += e.reply_byte.eq(header)
+        with m.Else():
+            with m.Switch(e.reply):
+                with m.Case(_Reply.STATUS):
+                    with m.If(~k[4]):
+                        m.d.comb += e.reply_byte.eq(constant)
+                    with m.Elif(k[2:4] == 0):
+                        m.d.comb += e.reply_byte.eq(live)
+                    with m.Else():
+                        m.d.comb += [e.reply_byte.eq(Mux(e.loaded, e.image[:8], 0)), e.reply_image.eq(1)]
+                with m.Case(_Reply.ERROR):
+                    m.d.comb += e.reply_byte.eq(error)
+                with m.Default():
+                    m.d.comb += e.reply_byte.eq(e.count_byte)
         with m.Switch(e.reply):
-            for kind, (_, n) in _REPLIES.items():
+            for kind, n in _REPLY_LENGTH.items():
                 with m.Case(kind):
-                    m.d.comb += length.eq(run_length[:8] if n is None else n)
-        status_const = Signal(8)
-        with m.Switch(e.index[:4]):
-            for k, value in enumerate(_status_constants(c)):
-                with m.Case(4 + k):
-                    m.d.comb += status_const.eq(value)
-        values = {
-            _Byte.OK_CMD: hdr.cmd | RESPONSE, _Byte.ERROR_CMD: Command.ERROR, _Byte.CMD: hdr.cmd, _Byte.SEQ: hdr.seq,
-            _Byte.LENGTH: length, _Byte.RUN_LENGTH_HI: run_length[8:], _Byte.STATUS_CONST: status_const,
-            _Byte.FLAGS: e.flags, _Byte.LAST_ERROR: e.errors.last, _Byte.ERROR_COUNT_LO: e.errors.count[:8],
-            _Byte.ERROR_COUNT_HI: e.errors.count[8:], _Byte.IMAGE: Mux(e.loaded, e.image[:8], 0),
-            _Byte.CODE: e.frame_error, _Byte.COUNT: e.count_byte,
-        }
-        with m.Switch(source):
-            for s, value in values.items():
-                with m.Case(s):
-                    m.d.comb += e.reply_byte.eq(value)
-        m.d.comb += e.reply_image.eq(source == _Byte.IMAGE)
-        with m.If(e.shift_image):          # LOAD_END's payload, or a STATUS response reading it out
-            m.d.sync += e.image.eq(Cat(e.image[8:], Mux(e.mode == _Mode.COMMIT, e.tok.payload.byte, e.image[:8])))
+                    m.d.comb += e.reply_last.eq(k == 3 + n)
 
     def _respond(self, m, e):
         """The response in ``e.reply``, byte by byte; a RUN response's outputs go out as the
-        accelerator produces them. The request's END token is taken with the last byte."""
-        out = e.transmitter.i
+        accelerator produces them. The request's END token is taken once the framer has sent the
+        response (it shares its CRC registers between the two directions)."""
+        out = e.framer.i
         with m.State("SEND"):
             m.d.comb += [out.valid.eq(1), out.payload.byte.eq(e.reply_byte), out.payload.last.eq(e.reply_last)]
             with m.If(out.ready):
                 m.d.sync += e.index.eq(e.index + 1)
                 m.d.comb += e.shift_image.eq(e.reply_image)
                 with m.If(e.reply_last):
-                    m.d.comb += e.tok.ready.eq(1)
-                    m.next = "IDLE"
+                    m.next = "SENT"
                 with m.Elif((e.reply == _Reply.RUN) & (e.index == 3)):
                     m.d.sync += e.index.eq(0)
                     m.next = "OUTPUTS"
@@ -1004,20 +971,24 @@ class HostLink(ConfiguredComponent):
             with m.Elif(e.done_seen):
                 m.d.sync += [e.reply.eq(_Reply.WRITES), e.index.eq(4)]
                 m.next = "SEND"
+        with m.State("SENT"):
+            with m.If(e.framer.tx_idle):
+                m.d.comb += e.tok.ready.eq(1)
+                m.next = "IDLE"
 
 
 class _Engine:
     """The signals the pieces of :class:`HostLink` share."""
 
-    def __init__(self, config, images, busy, receiver, transmitter, records, errors):
-        self.receiver, self.transmitter, self.records, self.errors = receiver, transmitter, records, errors
-        self.tok = receiver.o
+    def __init__(self, config, images, busy, framer, records, errors):
+        self.framer, self.records, self.errors = framer, records, errors
+        self.tok = framer.o
         self.act_bytes = -(-config.act_bits // 8)
         baked = images is not None
-        # The loaded image set as LOAD_END sends it: image id (8 bytes), n_in, n_out.
-        # Baked images are written in at reset rather than given as the initial value: iCE40
-        # flip-flops power up at 0, and a 1 would cost an inverter per bit.
-        self.image = Signal(96, reset_less=True)
+        # The loaded image set as LOAD_END sends it: image id (8 bytes), n_in, n_out. Baked images are
+        # written in at reset rather than given as the initial value: iCE40 flip-flops power up at 0,
+        # and a 1 would cost an inverter per bit.
+        self.image = Signal(max(96, 8 * max(word_bytes(config).values())), reset_less=True)
         self.baked_image = 0 if not baked else int.from_bytes(
             hash_bytes(image_id(images)) + images.n_in.to_bytes(2, "little") + images.n_out.to_bytes(2, "little"),
             "little")
@@ -1031,19 +1002,21 @@ class _Engine:
         self.done_seen = Signal()
         self.flags = Cat(self.loaded, self.loading, Const(baked, 1), busy)
         # The frame in hand.
+        self.state_is_payload = Signal()
         self.mode = Signal(_Mode)
-        self.frame_error = Signal(ErrorCode)   # the refusal from its header, or its first UART error
-        self.line_failed = self.frame_error >= ErrorCode.OVERRUN
-        self.receiving = Signal()
+        self.refusal = Signal(ErrorCode)       # decided from its header
+        self.line_error = Signal(ErrorCode)    # the first UART error while its payload arrived
+        self.code = Signal(ErrorCode)          # the error it ended with
         self.index = Signal(5)                 # payload byte, element byte or response byte
         self.matches = Signal()                # LOAD_BEGIN's hash, LOAD_END's count so far
         self.count_byte = self.count.word_select(self.index[:2], 8)
-        self.element = Signal(8 * (self.act_bytes - 1))
+        self.element = Signal(8 * self.act_bytes)
+        self.element_valid = Signal()
         self.reply = Signal(_Reply)
         self.reply_byte = Signal(8)
         self.reply_last = Signal()
         self.reply_image = Signal()            # the response byte is read from ``image``
-        self.config_hash = Array(Const(b, 8) for b in hash_bytes(config.config_hash()))
+        self.status_constant = Signal(8)       # STATUS byte ``index`` if it is a constant one
 
 
 class HostLinkTop(ConfiguredComponent):

@@ -5,11 +5,10 @@
 import random
 
 import pytest
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 
 from eie.hw.host_link import (
-    FrameReceiver,
-    FrameTransmitter,
+    Framer,
     HostLink,
     HostLinkTop,
     RecordDecoder,
@@ -67,18 +66,18 @@ def test_timeout_lfsr_has_full_period_and_jumps_ahead(width):
 
 def receive_tokens(data: bytes, *, timeout=40, gaps=()):
     """Feed ``data`` (pausing ``gap`` cycles before byte k for each (k, gap) in ``gaps``); collect tokens."""
-    dut = FrameReceiver(timeout=timeout)
+    dut = Framer(timeout=timeout)
     tokens, header_errors = [], []
     pauses = dict(gaps)
 
     async def source(ctx):
         for k, b in enumerate(data):
-            ctx.set(dut.i.valid, 0)
+            ctx.set(dut.rx.valid, 0)
             await ctx.tick().repeat(pauses.get(k, 0) + 1)
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, b)
-            await ctx.tick().until(dut.i.ready)
-        ctx.set(dut.i.valid, 0)
+            ctx.set(dut.rx.valid, 1)
+            ctx.set(dut.rx.payload, b)
+            await ctx.tick().until(dut.rx.ready)
+        ctx.set(dut.rx.valid, 0)
         await ctx.tick().repeat(timeout + 20)
 
     async def sink(ctx):
@@ -92,7 +91,7 @@ def receive_tokens(data: bytes, *, timeout=40, gaps=()):
                 tokens.append((kind, {Token.HEADER: (header.cmd, header.seq, header.length), Token.DATA: token.byte,
                                       Token.END: EndStatus(token.end)}[kind]))
 
-    simulate(dut, source, monitors=[sink], name="frame_rx")
+    simulate(dut, source, monitors=[sink], name="framer_rx")
     return tokens, header_errors
 
 
@@ -120,7 +119,7 @@ def test_receiver_abandons_a_frame_that_stops_arriving():
 
 
 def test_transmitter_frames_equal_the_protocol_encoding():
-    dut = FrameTransmitter()
+    dut = Framer(timeout=40)
     frames = [(Command.STATUS | 0x80, 1, bytes(range(28))), (Command.ERROR, 2, b"\x02\x05\x01"), (0x82, 3, b"")]
     sent = bytearray()
 
@@ -139,12 +138,12 @@ def test_transmitter_frames_equal_the_protocol_encoding():
         rng = random.Random(0)
         while True:
             ready = rng.random() < 0.5  # a slow line
-            ctx.set(dut.o.ready, ready)
-            _, _, valid, byte = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            ctx.set(dut.tx.ready, ready)
+            _, _, valid, byte = await ctx.tick().sample(dut.tx.valid, dut.tx.payload)
             if valid and ready:
                 sent.append(byte)
 
-    simulate(dut, source, monitors=[sink], name="frame_tx")
+    simulate(dut, source, monitors=[sink], name="framer_tx")
     assert bytes(sent) == b"".join(encode_frame(*f) for f in frames)
 
 
@@ -154,10 +153,21 @@ def images(tmp_path_factory):
     return load_images(write_images(net, CONFIG, tmp_path_factory.mktemp("img")), expect_config=CONFIG)
 
 
+def record_decoder(config):
+    """A :class:`RecordDecoder` with the word register :class:`HostLink` lends it."""
+    m = Module()
+    m.submodules.dut = dut = RecordDecoder(config=config)
+    word = Signal(len(dut.word))
+    with m.If(dut.shift):
+        m.d.sync += word.eq(Cat(word[8:], dut.shift_byte))
+    m.d.comb += dut.word.eq(word)
+    return m, dut
+
+
 def test_record_decoder_writes_what_the_records_hold(images):
     writes = image_writes(images)
     payloads = pack_records(CONFIG, writes, 48)
-    dut = RecordDecoder(config=CONFIG)
+    top, dut = record_decoder(CONFIG)
     got = []
     boundaries = []
 
@@ -183,7 +193,7 @@ def test_record_decoder_writes_what_the_records_hold(images):
             if valid and ready:
                 got.append((int(w.space), w.pe, w.addr, w.data))
 
-    simulate(dut, source, monitors=[sink], name="records")
+    simulate(top, source, monitors=[sink], name="records")
     assert got == [(int(s), pe, a, d) for s, pe, a, d in writes]
     assert boundaries == [(1, 0)] * len(payloads)
 
@@ -194,7 +204,7 @@ def test_record_decoder_writes_what_the_records_hold(images):
     (bytes([0, 0, 0, 0, 0, 0, 0, 0]), "zero count"),
 ])
 def test_record_decoder_flags_malformed_records(record, why):
-    dut = RecordDecoder(config=CONFIG)
+    top, dut = record_decoder(CONFIG)
 
     async def bench(ctx):
         ctx.set(dut.cfg.ready, 1)
@@ -207,12 +217,12 @@ def test_record_decoder_flags_malformed_records(record, why):
         assert ctx.get(dut.error), why
         assert not ctx.get(dut.cfg.valid), why
 
-    simulate(dut, bench, name="bad_record")
+    simulate(top, bench, name="bad_record")
 
 
 def test_parameters_are_checked(images):
     with pytest.raises(TypeError, match=r"^timeout must be an integer number of clock cycles, not 1.5$"):
-        FrameReceiver(timeout=1.5)
+        Framer(timeout=1.5)
     with pytest.raises(ValueError, match=r"^timeout must be at least 2 clock cycles, not 1$"):
         HostLink(config=CONFIG, timeout=1)
     with pytest.raises(ValueError, match=r"^divisor must be at least 4 clocks per bit, not 2$"):
