@@ -178,11 +178,11 @@ def build(board_name: str, *, out, config: EIEConfig | None = None, images=None,
         plan(config, board.device).check()
     freq = float(freq_mhz or board.clock_mhz)
     env = _tool_env(board.device.family)
-    top = BoardTop(board=board, config=config, images=images, freq_mhz=freq, baud=baud or board.baud)
-    platform = board.platform_class()()
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "build.json").is_file() and not (out / "build").is_dir():
         raise FileExistsError(f"{out} exists and is not an eie build directory; choose another --out")
+    top = BoardTop(board=board, config=config, images=images, freq_mhz=freq, baud=baud or board.baud)
+    platform = board.platform_class()()
     build_dir = out / "build"
     shutil.rmtree(build_dir, ignore_errors=True)
     build_dir.mkdir(parents=True)

@@ -76,10 +76,14 @@ class BoardTop(Elaboratable):
         self.board = board
         self.config = config
         self.images = images
-        f_in = _oscillator_mhz(board)
         make = ecp5_pll_params if board.device.family == "ecp5" else ice40_pll_params
-        self.pll_setting = make(f_in, freq_mhz)
-        self.divisor = uart_divisor(self.pll_setting.f_out * 1e6, baud)
+        try:
+            self.pll_setting = make(_oscillator_mhz(board), freq_mhz)
+            self.divisor = uart_divisor(self.pll_setting.f_out * 1e6, baud)
+        except Exception:
+            # A top refused here is never elaborated: no "created but never used" warning for it.
+            self._MustUse__silence = True
+            raise
 
     def elaborate(self, platform):
         from eie.hw.host_link import HostLinkTop
