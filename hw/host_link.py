@@ -57,7 +57,7 @@ from eie.spec.protocol import (
     hash_bytes,
 )
 
-__all__ = ["crc_next", "ByteCrc", "Token", "rx_token_layout", "header_layout", "tx_token_layout", "Framer",
+__all__ = ["crc_next", "Token", "rx_token_layout", "header_layout", "tx_token_layout", "Framer",
            "RecordDecoder", "ErrorLog", "HostLink", "HostLinkTop", "DEFAULT_TIMEOUT_BYTES"]
 
 #: Default inter-byte timeout of :class:`HostLinkTop`, in character times (65,536: 0.2 s at 3 Mbaud).
@@ -96,7 +96,7 @@ def crc_next(crc, data, *, width: int, poly: int):
     return Cat(*out)
 
 
-class ByteCrc(wiring.Component):
+class _ByteCrc(wiring.Component):
     """A CRC register that takes one byte per cycle (unreflected, no final XOR).
 
     **Latency.** ``value`` holds the CRC of the bytes taken up to the previous cycle.
@@ -248,8 +248,8 @@ class Framer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.crc8 = crc8 = ByteCrc(width=8, poly=CRC8_POLY, init=0)
-        m.submodules.crc16 = crc16 = ByteCrc(width=16, poly=CRC16_POLY, init=CRC16_INIT)
+        m.submodules.crc8 = crc8 = _ByteCrc(width=8, poly=CRC8_POLY, init=0)
+        m.submodules.crc16 = crc16 = _ByteCrc(width=16, poly=CRC16_POLY, init=CRC16_INIT)
         crc_byte = Signal(8)
         m.d.comb += [crc8.byte.eq(crc_byte), crc16.byte.eq(crc_byte)]
         self._receive(m, crc8, crc16, crc_byte)
@@ -257,6 +257,7 @@ class Framer(wiring.Component):
         return m
 
     def _receive(self, m, crc8, crc16, crc_byte):
+        """Hunting, the candidate check, the tokens and the timeout."""
         window = Signal(8 * (HEADER_BYTES - 1))    # CMD SEQ LEN_LO LEN_HI HCRC of a candidate
         fresh = Signal(HEADER_BYTES - 1)            # which window bytes arrived since the last frame
         after_sync = Signal()                        # the byte before the window was a fresh SYNC
@@ -337,6 +338,7 @@ class Framer(wiring.Component):
                     m.next = "HUNT"
 
     def _send(self, m, crc8, crc16, crc_byte):
+        """The sync byte, the header and its CRC-8, the payload and the CRC-16 around ``i``."""
         head = Signal(range(4))
         empty = Signal()
         sent = self.tx.valid & self.tx.ready
@@ -421,6 +423,7 @@ class RecordDecoder(ConfiguredComponent):
     shift : Out(1)
         Shift the word register down by a byte, ``shift_byte`` entering at the top.
     shift_byte : Out(8)
+        The byte on ``i``, or a zero while a word is aligned.
     word : In(8 * widest word bytes)
         The word register's top bytes.
     """
@@ -460,12 +463,13 @@ class RecordDecoder(ConfiguredComponent):
                 with m.Case(s):
                     m.d.comb += needs_byte.eq(index < n)
         free = ~self.cfg.valid | self.cfg.ready
+        filling = (phase == _Phase.WORDS) & ~needs_byte
         m.d.comb += [
             fewer.eq(left - 1),
             self.cfg.payload.space.eq(space), self.cfg.payload.pe.eq(pe), self.cfg.payload.addr.eq(addr),
-            self.cfg.payload.data.eq(self.word), self.shift_byte.eq(Mux(needs_byte, byte, 0)),
+            self.cfg.payload.data.eq(self.word), self.shift_byte.eq(Mux(filling, 0, byte)),
             self.boundary.eq((phase == _Phase.HEADER) & (index == 0)),
-            self.idle.eq(~self.cfg.valid & (phase != _Phase.COUNT) & ~((phase == _Phase.WORDS) & ~needs_byte)),
+            self.idle.eq(~self.cfg.valid & (phase != _Phase.COUNT) & ~filling),
         ]
         with m.If(self.cfg.ready):
             m.d.sync += self.cfg.valid.eq(0)
@@ -578,7 +582,7 @@ class _Mode(enum.Enum, shape=3):
 
 
 class _Reply(enum.Enum, shape=3):
-    """The responses (:data:`_REPLY_BYTES`)."""
+    """The responses (:data:`_REPLY_LENGTH`)."""
 
     EMPTY = 0     # LOAD_BEGIN
     STATUS = 1
@@ -616,10 +620,10 @@ class HostLink(ConfiguredComponent):
 
     The engine's pieces, each a method: :meth:`_counter`, :meth:`_line_errors`, :meth:`_on_header`
     (the refusal and the payload mode from CMD, LEN and the device state), :meth:`_on_payload`,
-    :meth:`_on_end` (the outcome of the frame and its effect on the device state),
+    :meth:`_on_end` (the frame's error), :meth:`_apply` (its effect on the device state),
     :meth:`_complete_failed_run`, :meth:`_reply_byte` and :meth:`_respond`.
 
-    **Latency.** A response's sync byte reaches ``tx`` 2 cycles after the END token of its request
+    **Latency.** A response's sync byte reaches ``tx`` 3 cycles after the END token of its request
     (RUN: the outputs follow as the accelerator produces them and the line takes them).
     **Throughput.** LOAD_DATA payloads reach ``cfg`` at the line rate: one write per word's bytes,
     with no handshake per write or per frame; RUN payloads reach ``i`` at one element per
@@ -697,10 +701,9 @@ class HostLink(ConfiguredComponent):
         # One shift register: LOAD_END's payload shifts in, a STATUS response turns it round, and
         # while a load is in progress (nothing is loaded) the record decoder assembles words in it.
         m.d.comb += records.word.eq(e.image[-len(records.word):])
+        m.d.comb += records.i.payload.eq(e.tok.payload.byte)
         with m.If(e.shift_image | records.shift):
-            m.d.sync += e.image.eq(Cat(e.image[8:], Mux(e.state_is_payload,
-                                                        Mux(records.shift, records.shift_byte, e.tok.payload.byte),
-                                                        e.image[:8])))
+            m.d.sync += e.image.eq(Cat(e.image[8:], Mux(e.state_is_payload, records.shift_byte, e.image[:8])))
         self._counter(m, e)
         self._line_errors(m, e)
         self._reply_byte(m, e)
@@ -715,6 +718,8 @@ class HostLink(ConfiguredComponent):
                 self._on_payload(m, e)
             with m.State("FINISH"):
                 self._on_end(m, e)
+            with m.State("APPLY"):
+                self._apply(m, e)
             self._complete_failed_run(m, e)
             self._respond(m, e)
         return m
@@ -807,8 +812,7 @@ class HostLink(ConfiguredComponent):
                     with m.Else():
                         m.d.comb += e.shift_image.eq(1)
             with m.Case(_Mode.RECORDS):
-                m.d.comb += [e.records.i.valid.eq(tok.valid & is_data), e.records.i.payload.eq(byte),
-                             tok.ready.eq(is_data & e.records.i.ready)]
+                m.d.comb += [e.records.i.valid.eq(tok.valid & is_data), tok.ready.eq(is_data & e.records.i.ready)]
             with m.Case(_Mode.INPUT):
                 m.d.comb += tok.ready.eq(is_data & ~e.element_valid)
                 with m.If(taken):
@@ -818,7 +822,7 @@ class HostLink(ConfiguredComponent):
 
     def _on_end(self, m, e):
         """The END token: the frame's error by precedence (TIMEOUT, a UART error, BAD_CRC, the refusal,
-        then the command's own check), logged, and its effect on the device state."""
+        then the command's own check), registered for :meth:`_apply`."""
         cmd = e.framer.header.cmd
         end = e.tok.payload.end
         frame_error = Signal(ErrorCode)
@@ -842,7 +846,15 @@ class HostLink(ConfiguredComponent):
                 m.d.comb += code.eq(e.errors.load_error)
             with m.Elif(~e.matches):
                 m.d.comb += code.eq(ErrorCode.COUNT_MISMATCH)
-        ok = code == ErrorCode.NONE
+        with m.If(~(cmd == Command.LOAD_DATA) | e.records.idle):    # every write of a frame counted
+            m.d.sync += [e.code.eq(code), e.frame_ok.eq(frame_error == ErrorCode.NONE)]
+            m.next = "APPLY"
+
+    def _apply(self, m, e):
+        """The frame's outcome (``e.code``, registered by :meth:`_on_end`): logged, its effect on the
+        device state, then the response (none for LOAD_DATA)."""
+        cmd = e.framer.header.cmd
+        ok = e.code == ErrorCode.NONE
         reply = Signal(_Reply)
         with m.Switch(cmd):
             with m.Case(Command.STATUS):
@@ -853,22 +865,20 @@ class HostLink(ConfiguredComponent):
                 m.d.comb += reply.eq(_Reply.WRITES)
             with m.Case(Command.RUN):
                 m.d.comb += reply.eq(_Reply.RUN)
-        with m.If(~(cmd == Command.LOAD_DATA) | e.records.idle):    # every write of a frame counted
-            m.d.comb += e.errors.code.eq(code)
-            m.d.sync += [e.failed.eq(~ok), e.code.eq(code), e.reply.eq(Mux(ok, reply, _Reply.ERROR)),
-                         e.index.eq(0), e.element.eq(0)]
-            with m.If((e.mode == _Mode.HASH) & ok):
-                m.d.comb += e.errors.restart.eq(1)
-                m.d.sync += [e.loading.eq(1), e.loaded.eq(0), e.count.eq(0)]
-            with m.If((e.mode == _Mode.COMMIT) & (frame_error == ErrorCode.NONE)):
-                m.d.sync += [e.loading.eq(0), e.loaded.eq(ok)]
-            with m.If(cmd == Command.LOAD_DATA):      # never answered; an error fails the load
-                m.d.comb += e.tok.ready.eq(1)
-                m.next = "IDLE"
-            with m.Elif((e.mode == _Mode.INPUT) & ~ok):
-                m.next = "PAD"
-            with m.Else():
-                m.next = "SEND"
+        m.d.comb += e.errors.code.eq(e.code)
+        m.d.sync += [e.failed.eq(~ok), e.reply.eq(Mux(ok, reply, _Reply.ERROR)), e.index.eq(0), e.element.eq(0)]
+        with m.If((e.mode == _Mode.HASH) & ok):
+            m.d.comb += e.errors.restart.eq(1)
+            m.d.sync += [e.loading.eq(1), e.loaded.eq(0), e.count.eq(0)]
+        with m.If((e.mode == _Mode.COMMIT) & e.frame_ok):
+            m.d.sync += [e.loading.eq(0), e.loaded.eq(ok)]
+        with m.If(cmd == Command.LOAD_DATA):      # never answered; an error fails the load
+            m.d.comb += e.tok.ready.eq(1)
+            m.next = "IDLE"
+        with m.Elif((e.mode == _Mode.INPUT) & ~ok):
+            m.next = "PAD"
+        with m.Else():
+            m.next = "SEND"
 
     def _complete_failed_run(self, m, e):
         """A RUN that failed after its inputs started streaming: zeros complete the input vector while
@@ -1007,6 +1017,7 @@ class _Engine:
         self.refusal = Signal(ErrorCode)       # decided from its header
         self.line_error = Signal(ErrorCode)    # the first UART error while its payload arrived
         self.code = Signal(ErrorCode)          # the error it ended with
+        self.frame_ok = Signal()               # no error of the frame itself (only the command's)
         self.index = Signal(5)                 # payload byte, element byte or response byte
         self.matches = Signal()                # LOAD_BEGIN's hash, LOAD_END's count so far
         self.count_byte = self.count.word_select(self.index[:2], 8)
