@@ -40,7 +40,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) -m "not rtl and not synth and not formal"
 
 lint: $(STAMP)
-	$(BIN)/ruff check eie compress hw sim tb formal tests benchmarks
+	$(BIN)/ruff check eie compress hw sim tb tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compress_alexnet_fc6.py
@@ -57,7 +57,7 @@ synth-sweep: $(STAMP)
 	$(BIN)/python benchmarks/synth_sweep.py
 
 formal: $(STAMP)
-	$(BIN)/python -m eie.formal --workdir build/formal
+	$(BIN)/python -m eie.tb.formal --workdir build/formal
 
 SEED ?= 1
 soak: $(STAMP)

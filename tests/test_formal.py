@@ -1,4 +1,4 @@
-"""Formal proofs of the units (``eie.formal``): each holds, and each fails on its broken design.
+"""Formal proofs of the units (``eie.tb.formal``): each holds, and each fails on its broken design.
 
 The quick properties run here; ``make formal`` runs all of them (the whole-array liveness check
 takes tens of minutes). A missing solver or sby is an error, never a skip.
@@ -6,8 +6,8 @@ takes tens of minutes). A missing solver or sby is an error, never a skip.
 
 import pytest
 
-from eie.formal.properties import PROPERTIES, assertion_text
-from eie.formal.sby import run_sby
+from eie.tb.formal.properties import PROPERTIES, assertion_text
+from eie.tb.formal.sby import run_sby
 
 pytestmark = pytest.mark.formal
 

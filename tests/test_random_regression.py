@@ -16,8 +16,8 @@ import pytest
 from amaranth.back import verilog
 from hypothesis import HealthCheck, given, seed, settings
 
-from eie.formal.mutate import Mutant, component_ports
 from eie.hw.accelerator import EIEAccelerator
+from eie.tb.formal.mutate import Mutant, component_ports
 from eie.tb.regression import (
     CONFIGS,
     REPRODUCERS,

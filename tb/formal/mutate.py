@@ -1,7 +1,7 @@
 """Deliberately broken designs: a component with one signal's driver overridden.
 
 A property that still passes on a broken design proves nothing, so every proof in
-:mod:`eie.formal.properties` is also run on a :class:`Mutant` of its component, and must fail there.
+:mod:`eie.tb.formal.properties` is also run on a :class:`Mutant` of its component, and must fail there.
 A mutation names a signal by its path in the elaborated hierarchy (``"fifo.w_rdy"``: signal
 ``w_rdy`` driven in submodule ``fifo``) and gives its new value, a function of the signals of that
 same fragment looked up by name (``lambda s: s["data_valid"]``). The new assignment is appended to

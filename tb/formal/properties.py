@@ -2,7 +2,7 @@
 
 Each :class:`Property` wraps one component in a harness (free inputs are ``AnySeq``/``AnyConst``,
 the environment's obligations are ``Assume``, the claims ``Assert``), names how sby checks it
-(k-induction or a bounded check and its depth), and carries at least one :class:`~eie.formal.mutate.Mutant`
+(k-induction or a bounded check and its depth), and carries at least one :class:`~eie.tb.formal.mutate.Mutant`
 that breaks the claim and must make the check fail. ``quick`` properties run in ``make test``;
 all of them run in ``make formal``.
 
@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from amaranth.asserts import AnyConst, AnySeq
 from amaranth.hdl import Assert, Assume, Cat, Const, Signal, Value
 
-from eie.formal.harness import SMALL, Harness, free_source, stream_rules
-from eie.formal.liveness import LayerLiveness
-from eie.formal.mutate import Mutant
 from eie.hw.activation_queue import ActivationQueue
 from eie.hw.activation_rw import ActivationReadWriteUnit
 from eie.hw.arithmetic_unit import ArithmeticUnit
 from eie.hw.layouts import Widths
 from eie.hw.lnzd import LeadingNonZeroDetector
 from eie.hw.pointer_read import PointerReadUnit
+from eie.tb.formal.harness import SMALL, Harness, free_source, stream_rules
+from eie.tb.formal.liveness import LayerLiveness
+from eie.tb.formal.mutate import Mutant
 
 __all__ = ["Property", "Breakage", "PROPERTIES", "assertion_text"]
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume, Cover, Signal
 
-from eie.formal.harness import SMALL, Harness, free_source
 from eie.hw.accelerator import EIEAccelerator
 from eie.sim.random_net import random_network
 from eie.spec.emit import write_images
 from eie.spec.image import load_images
+from eie.tb.formal.harness import SMALL, Harness, free_source
 
 __all__ = ["LayerLiveness", "LIVENESS_CONFIG", "small_images", "layer_bound"]
 
@@ -30,7 +30,7 @@ __all__ = ["LayerLiveness", "LIVENESS_CONFIG", "small_images", "layer_bound"]
 FIXED_LATENCY = 24
 
 
-#: The array of the check: :data:`~eie.formal.properties.SMALL` with room for a two-layer network.
+#: The array of the check: :data:`~eie.tb.formal.properties.SMALL` with room for a two-layer network.
 LIVENESS_CONFIG = SMALL.replace(weight_bits=1, max_rows_per_pe=2, ptr_depth=12, queue_depth=1)
 
 

@@ -1,4 +1,4 @@
-"""``python -m eie.formal [--quick] [--workdir DIR] [NAME ...]``: run the proofs and their broken
+"""``python -m eie.tb.formal [--quick] [--workdir DIR] [NAME ...]``: run the proofs and their broken
 designs (``make formal`` runs all of them) and print one line per job with its verdict and time.
 
 Exit status 1 when a proof fails or a broken design passes.
@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from eie.formal.properties import PROPERTIES, assertion_text
-from eie.formal.sby import run_sby
+from eie.tb.formal.properties import PROPERTIES, assertion_text
+from eie.tb.formal.sby import run_sby
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eie.formal", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m eie.tb.formal", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help=f"properties to check (default all): {', '.join(PROPERTIES)}")
     parser.add_argument("--quick", action="store_true", help="only the proofs `make test` runs")
     parser.add_argument("--workdir", default="build/formal", help="where the sby jobs run (default build/formal)")
