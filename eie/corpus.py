@@ -1,9 +1,10 @@
 """The golden-output corpus: reference cases whose outputs and images are stored in the repository.
 
 Each case is a folder under ``tests/corpus/`` with its inputs (``inputs.npy``), the expected
-outputs (``expected.npy``, int64), the images (``images/``) and what made them: the digits case
-keeps the float model (``model.pt``) and the compression options and seed (``case.json``); the
-random-network cases keep the integer network (``network.json``) and the hardware configuration.
+outputs (``expected.npy``, int64), the images (``images/``) and what made them: the digits cases
+(the MLP on the EIE array, the LSTM on the ESE array) keep the float model (``model.pt``) and the
+compression options and seed (``case.json``); the random-network cases keep the integer network
+(``network.json``) and the hardware configuration.
 ``tests/test_corpus.py`` replays every case in CI: the golden model and the RTL must reproduce the
 stored outputs, and the compressor (the whole flow for digits, the image encoder for the integer
 networks) the stored image files, byte for byte.
@@ -30,7 +31,8 @@ from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 from eie.tb.regression import CONFIGS, Case, materialise, network_from_json, network_to_json
 
-__all__ = ["CORPUS", "DIGITS", "RANDOM_CASES", "build_corpus", "compress_digits", "rebuild_images", "case_config",
+__all__ = ["CORPUS", "DIGITS", "DIGITS_LSTM", "RANDOM_CASES", "build_corpus", "compress_digits",
+           "compress_digits_lstm", "rebuild_images", "case_config", "case_kind", "load_case_images", "golden_outputs",
            "npy_bytes", "compare_trees", "main"]
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus"
@@ -38,6 +40,11 @@ CORPUS = Path(__file__).resolve().parents[1] / "tests" / "corpus"
 #: The digits case: ``eie digits``' model at fixed densities (no search), 4 PEs, all 450 test images.
 DIGITS = {"name": "digits-4pe", "seed": 0, "densities": "0.045,0.025,0.2",
           "config": EIEConfig(n_pe=4, max_rows_per_pe=80, mat_depth=128, ptr_depth=512, bias_depth=128)}
+
+#: The ESE case: ``make sim``'s digits LSTM (rows as 8 steps of 8 features) at one fixed density with
+#: load-balance-aware pruning over its 8-PE array; the first ``n_inputs`` test sequences.
+DIGITS_LSTM = {"name": "digits-lstm-8pe", "seed": 0, "densities": "0.15", "balance": True, "budget": 1.0,
+               "n_inputs": 150}
 
 #: Random integer networks at several configurations, each exercising something different.
 RANDOM_CASES = {
@@ -63,6 +70,18 @@ def compress_digits(model_path, out):
     config = DIGITS["config"]
     return flow.compress(str(model_path), "digits", config=config, out=out,
                          options=make_options(config, densities=DIGITS["densities"], seed=DIGITS["seed"]))
+
+
+def compress_digits_lstm(model_path, out):
+    """Compress the stored digits LSTM exactly as the corpus did; returns the flow's outcome."""
+    from eie import flow
+    from eie.compress.pipeline import make_options
+    from eie.lstm_flow import digits_lstm_config
+    config = digits_lstm_config()
+    options = make_options(config, densities=DIGITS_LSTM["densities"], balance=DIGITS_LSTM["balance"],
+                           seed=DIGITS_LSTM["seed"])
+    return flow.compress(str(model_path), "digits", config=config, out=out, options=options,
+                         budget=DIGITS_LSTM["budget"])
 
 
 def _write_case(folder: Path, meta: dict, images_dir: Path, x, expected, extra: dict) -> None:
@@ -92,6 +111,15 @@ def build_corpus(out: Path) -> None:
                 "seed": DIGITS["seed"], "data": "digits"}
         _write_case(out / DIGITS["name"], meta, work / "digits", x, run_golden(outcome.images, x),
                     {"model.pt": (work / "model.pt").read_bytes()})
+        from eie.compress.digits_lstm import load_digit_sequences, train_default_lstm
+        lstm = train_default_lstm(DIGITS_LSTM["seed"], load_digit_sequences(DIGITS_LSTM["seed"]))
+        torch.save(lstm, work / "lstm.pt")
+        outcome = compress_digits_lstm(work / "lstm.pt", work / "digits-lstm")
+        x = np.asarray(outcome.test_inputs[:DIGITS_LSTM["n_inputs"]], dtype=np.int64)
+        meta = {"kind": "lstm", "config": outcome.images.config.to_dict(), "densities": DIGITS_LSTM["densities"],
+                "balance": DIGITS_LSTM["balance"], "seed": DIGITS_LSTM["seed"], "data": "digits"}
+        _write_case(out / DIGITS_LSTM["name"], meta, work / "digits-lstm", x, golden_outputs(outcome.images, x),
+                    {"model.pt": (work / "lstm.pt").read_bytes()})
         for name, (config_name, case) in RANDOM_CASES.items():
             config = CONFIGS[config_name]
             m = materialise(config, case, work / name)
@@ -102,8 +130,31 @@ def build_corpus(out: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def case_kind(folder: Path) -> str:
+    """``digits`` or ``random`` (EIE images), or ``lstm`` (ESE images)."""
+    return json.loads((folder / "case.json").read_text())["kind"]
+
+
 def case_config(folder: Path) -> EIEConfig:
-    return EIEConfig.from_dict(json.loads((folder / "case.json").read_text())["config"])
+    """The case's hardware configuration (an :class:`~eie.spec.ese.ESEConfig` for an LSTM case)."""
+    from eie.spec.ese import ESEConfig
+    cls = ESEConfig if case_kind(folder) == "lstm" else EIEConfig
+    return cls.from_dict(json.loads((folder / "case.json").read_text())["config"])
+
+
+def load_case_images(folder: Path):
+    """The case's stored images, checked against its configuration."""
+    from eie.spec.ese_image import open_images
+    return open_images(folder / "images", expect_config=case_config(folder))
+
+
+def golden_outputs(images, x) -> np.ndarray:
+    """The golden model's outputs for ``x``: the EIE network's, or the LSTM's (ESE images)."""
+    from eie.sim.lstm import run_lstm_golden
+    from eie.spec.ese import ESEConfig
+    if isinstance(images.config, ESEConfig):
+        return np.asarray(run_lstm_golden(images, x).outputs, dtype=np.int64)
+    return run_golden(images, x)
 
 
 def rebuild_images(folder: Path, out: Path) -> Path:
@@ -111,6 +162,9 @@ def rebuild_images(folder: Path, out: Path) -> Path:
     meta = json.loads((folder / "case.json").read_text())
     if meta["kind"] == "digits":
         compress_digits(folder / "model.pt", out)
+        return out
+    if meta["kind"] == "lstm":
+        compress_digits_lstm(folder / "model.pt", out)
         return out
     return write_images(network_from_json((folder / "network.json").read_text()), case_config(folder), out)
 

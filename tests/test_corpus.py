@@ -9,24 +9,36 @@ import filecmp
 import numpy as np
 import pytest
 
-from eie.corpus import CORPUS, DIGITS, RANDOM_CASES, case_config, npy_bytes, rebuild_images
-from eie.sim.golden import run_golden
-from eie.spec.image import load_images
+from eie.corpus import (
+    CORPUS,
+    DIGITS,
+    DIGITS_LSTM,
+    RANDOM_CASES,
+    case_config,
+    case_kind,
+    golden_outputs,
+    load_case_images,
+    npy_bytes,
+    rebuild_images,
+)
+from eie.lstm_flow import run_lstm_rtl
 from eie.tb.rtl_server import RTLServer
 
 CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
+EIE_CASES = [name for name in CASES if case_kind(CORPUS / name) != "lstm"]
+ESE_CASES = [name for name in CASES if case_kind(CORPUS / name) == "lstm"]
 REGEN = "if the change is intended, run `make regen-golden` and commit the corpus with it"
 
 
 def test_corpus_holds_every_case():
-    assert CASES == sorted([DIGITS["name"], *RANDOM_CASES]), f"tests/corpus is out of date; {REGEN}"
+    assert CASES == sorted([DIGITS["name"], DIGITS_LSTM["name"], *RANDOM_CASES]), \
+        f"tests/corpus is out of date; {REGEN}"
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_golden_model_reproduces_stored_outputs(name):
     folder = CORPUS / name
-    images = load_images(folder / "images", expect_config=case_config(folder))
-    got = run_golden(images, np.load(folder / "inputs.npy"))
+    got = golden_outputs(load_case_images(folder), np.load(folder / "inputs.npy"))
     differ = int(np.sum(got != np.load(folder / "expected.npy")))
     assert npy_bytes(got) == (folder / "expected.npy").read_bytes(), \
         f"{name}: the golden model no longer reproduces expected.npy ({differ} values differ); {REGEN}"
@@ -45,14 +57,24 @@ def test_compressor_reproduces_stored_images(tmp_path, name):
 
 @pytest.mark.rtl
 def test_rtl_reproduces_stored_outputs():
-    """Every case through the RTL of its configuration, one running simulation per configuration."""
+    """Every EIE case through the RTL of its configuration, one running simulation per configuration."""
     by_config = {}
-    for name in CASES:
+    for name in EIE_CASES:
         by_config.setdefault(case_config(CORPUS / name), []).append(name)
     for config, names in by_config.items():
         with RTLServer(config) as rtl:
             for name in names:
                 folder = CORPUS / name
-                got = rtl.run(load_images(folder / "images"), np.load(folder / "inputs.npy")).outputs
+                got = rtl.run(load_case_images(folder), np.load(folder / "inputs.npy")).outputs
                 assert npy_bytes(got) == (folder / "expected.npy").read_bytes(), \
                     f"{name}: the RTL does not reproduce expected.npy"
+
+
+@pytest.mark.rtl
+@pytest.mark.parametrize("name", ESE_CASES)
+def test_ese_rtl_reproduces_stored_outputs(name):
+    """Every LSTM case through the ESE array of its configuration."""
+    folder = CORPUS / name
+    got = run_lstm_rtl(load_case_images(folder), np.load(folder / "inputs.npy")).outputs
+    assert npy_bytes(got) == (folder / "expected.npy").read_bytes(), f"{name}: the ESE RTL does not reproduce " \
+                                                                       "expected.npy"
