@@ -50,9 +50,10 @@ from eie.sim.golden import golden_layers
 from eie.spec.config import EIEConfig
 from eie.spec.image import Images, encode_layer
 
-__all__ = ["HardwareTiming", "CURRENT_HARDWARE", "LayerTiming", "ModelResult", "column_work",
-           "layer_compute", "network_cycles", "model_cycles", "work_from_index",
-           "steady_state_ideal"]
+__all__ = ["HardwareTiming", "EIE_PADDED", "FOLDED_PADDING", "CURRENT_HARDWARE", "ColumnUnits",
+           "LayerTiming", "ModelResult", "column_work", "column_units", "layer_work_for", "layer_compute",
+           "network_cycles", "model_cycles", "work_from_index", "work_for_index", "steady_state_ideal",
+           "hardware_timing"]
 
 NEVER = -(1 << 40)      # "long ago": the time of an event that has not happened
 
@@ -89,6 +90,19 @@ class HardwareTiming:
     last_input_offset, first_output_offset : int
         Calibration of the testbench's observation points (cycle of the last input's handshake
         and of the first output's) against the model's cycle numbers.
+    pe_queue : str
+        ``"activations"``: EIE's queue of ``queue_depth`` activations before the pointer read, every
+        column (empty or not) passing the pointer and job registers. ``"jobs"``: the pointer read
+        takes the broadcast at once and the queue holds ``queue_depth`` non-empty column jobs.
+    fetch : str
+        ``"entries"``: one entry (padding included) per cycle. ``"units"``: one *unit* per cycle (two
+        consecutive entries of one column and one SRAM word, else one) into a ``unit_fifo_depth``
+        FIFO ``unit_latency`` cycles later, drained by a padding folder that spends
+        ``max(1, real entries)`` cycles per unit; padding then costs a cycle only in a unit with
+        no real entry.
+    unit_fifo_depth, unit_latency, folder_to_idle : int
+        The ``"units"`` fetch: FIFO depth, cycles from a unit's issue to the folder seeing it, and
+        from the folder's last cycle to the last busy cycle of the PE.
     """
 
     padding_cost: int = 1
@@ -103,14 +117,35 @@ class HardwareTiming:
     output_latency: int = 4
     last_input_offset: int = 0
     first_output_offset: int = 0
+    pe_queue: str = "activations"
+    fetch: str = "entries"
+    unit_fifo_depth: int = 4
+    unit_latency: int = 3
+    folder_to_idle: int = 4
 
     def replace(self, **kw) -> HardwareTiming:
         return replace(self, **kw)
 
 
-#: The RTL at the commit this model was validated against (padding entries cost a cycle each,
-#: the write-back is not overlapped with the next layer).
-CURRENT_HARDWARE = HardwareTiming()
+#: EIE's PE as first built (validated exactly against the RTL of commit 9ddd9b8): a queue of
+#: activations before the pointer read, padding entries cost a cycle each, the write-back is not
+#: overlapped with the next layer.
+EIE_PADDED = HardwareTiming()
+#: The PE with padding entries folded away and a queue of column jobs after the pointer read.
+FOLDED_PADDING = HardwareTiming(padding_cost=0, pe_queue="jobs", fetch="units")
+#: The hardware the model describes by default (``tests/test_cycle_model.py`` checks it against
+#: ``hw/``).
+CURRENT_HARDWARE = EIE_PADDED
+
+
+def hardware_timing(sparse_matrix_read) -> HardwareTiming:
+    """The timing record of the hardware whose sparse-matrix read unit is the module
+    ``sparse_matrix_read`` (pass ``eie.hw.sparse_matrix_read``: the caller imports the HDL, the
+    model never does). A unit FIFO before a padding folder means :data:`FOLDED_PADDING`."""
+    units = getattr(sparse_matrix_read, "UNIT_FIFO_DEPTH", None)
+    if units is not None:
+        return FOLDED_PADDING.replace(unit_fifo_depth=int(units))
+    return EIE_PADDED.replace(job_fifo_depth=int(sparse_matrix_read.JOB_FIFO_DEPTH))
 
 
 @dataclass(frozen=True)
@@ -237,31 +272,215 @@ class _Scanner:
         return max(self.last1 + self.lat + 1, self.last_pop + 1)
 
 
-def layer_compute(work: np.ndarray, a_in: np.ndarray, t0: int, queue_depth: int,
+@dataclass(frozen=True)
+class ColumnUnits:
+    """The ``"units"`` fetch's view of a layer: PE ``p``'s units of column ``j`` are
+    ``cost[base[p] + uptr[p, j] : base[p] + uptr[p, j + 1]]`` (folder cycles of each unit, in issue
+    order); ``work`` ``(n_pe, n_in)`` is their sum per column."""
+
+    uptr: np.ndarray
+    base: np.ndarray
+    cost: np.ndarray
+    work: np.ndarray
+
+    @property
+    def shape(self):
+        return self.work.shape
+
+
+def _units_of_pe(ptr: np.ndarray, real: np.ndarray, per_word: int):
+    """Unit pointers per column and unit costs of one PE's share of a layer (see ``fetch``).
+
+    A unit starts at a column's first entry, then every second entry of the first SRAM word and of
+    every later word (a word's last lane is a unit of its own when the pairing leaves it alone).
+    """
+    n_in = ptr.size - 1
+    counts = np.diff(ptr)
+    n = int(counts.sum())
+    if n == 0:
+        return np.zeros(n_in + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    col = np.repeat(np.arange(n_in), counts)
+    idx = np.arange(ptr[0], ptr[-1])
+    o = idx - ptr[col]
+    first = per_word - ptr[col] % per_word           # the column's entries in its first word
+    q = np.where(o < first, o, (o - first) % per_word)
+    start = q % 2 == 0
+    unit = np.cumsum(start) - 1
+    n_real = np.bincount(unit, weights=real.astype(np.float64), minlength=int(unit[-1]) + 1)
+    cost = np.maximum(1, n_real.astype(np.int64))
+    uptr = np.zeros(n_in + 1, dtype=np.int64)
+    np.cumsum(np.bincount(col[start], minlength=n_in), out=uptr[1:])
+    return uptr, cost
+
+
+def _column_units(ptrs, reals, per_word: int, n_in: int) -> ColumnUnits:
+    uptrs, costs = zip(*(_units_of_pe(p, r, per_word) for p, r in zip(ptrs, reals)))
+    uptr = np.stack(uptrs)
+    base = np.concatenate(([0], np.cumsum([c.size for c in costs])[:-1])).astype(np.int64)
+    cost = np.concatenate(costs) if costs else np.zeros(0, dtype=np.int64)
+    csum = np.concatenate(([0], np.cumsum(cost)))
+    work = csum[base[:, None] + uptr[:, 1:]] - csum[base[:, None] + uptr[:, :-1]]
+    return ColumnUnits(uptr=uptr, base=base, cost=cost, work=work)
+
+
+def column_units(images: Images, l: int) -> ColumnUnits:
+    """:class:`ColumnUnits` of layer ``l`` from the images (entries in their stored lanes)."""
+    cfg = images.config
+    info = images.layers[l]
+    mask = (1 << cfg.weight_bits) - 1
+    ptrs, reals = [], []
+    for p in range(cfg.n_pe):
+        ptr = np.asarray(images.ptr[p][info.ptr_base:info.ptr_base + info.n_in + 1], dtype=np.int64)
+        ptrs.append(ptr)
+        reals.append((images.entries(p)[ptr[0]:ptr[-1]] & mask) != 0)
+    return _column_units(ptrs, reals, cfg.entries_per_word, info.n_in)
+
+
+class _ActivationQueuePEs:
+    """EIE's PE front end (``pe_queue == "activations"``), all PEs at once: the activation queue,
+    the pointer read register, the job register, the job FIFO of non-empty columns and the issue
+    stage streaming ``work[p, j]`` cycles per column."""
+
+    def __init__(self, work: np.ndarray, depth: int, timing: HardwareTiming):
+        n_pe = work.shape[0]
+        self.work = work
+        self.buffered = depth > 2
+        self.ring = depth - 1 if self.buffered else depth     # entries gating a queue write
+        self.hist = np.full((self.ring, n_pe), NEVER, dtype=np.int64)
+        self.r_prev = np.full(n_pe, NEVER, dtype=np.int64)
+        self.j_prev = np.full(n_pe, NEVER, dtype=np.int64)
+        self.f_prev = np.full(n_pe, NEVER, dtype=np.int64)
+        self.s_hist = np.full((timing.job_fifo_depth, n_pe), NEVER, dtype=np.int64)  # newest first
+        self.end_prev = np.full(n_pe, NEVER, dtype=np.int64)
+        self.issued = np.zeros(n_pe, dtype=np.int64)
+        self.timing = timing
+
+    def room(self, k: int) -> int:
+        """First cycle every queue can take broadcast ``k``."""
+        return int(self.hist[k % self.ring].max()) + 1
+
+    def accept(self, k: int, w: int, j: int) -> None:
+        """Broadcast ``k`` (column ``j``) written into every queue in cycle ``w``."""
+        c = self.work[:, j]
+        slot = k % self.ring
+        if self.buffered:
+            m = np.maximum(w + 1, self.r_prev)      # inner FIFO -> output register
+            r = np.maximum(m + 1, self.j_prev)
+            self.hist[slot] = m
+        else:
+            r = np.maximum(w + 1, self.j_prev)
+            self.hist[slot] = r
+        jj = np.maximum(r + 1, self.f_prev)           # pointer register -> job register
+        f = np.maximum(jj + 1, self.s_hist[-1] + 1)   # job register -> job FIFO (or dropped)
+        busy_col = c > 0
+        if busy_col.any():
+            s = np.maximum(f + 1, self.end_prev)      # the column's first issue
+            self.s_hist = np.where(busy_col, np.vstack([s[None, :], self.s_hist[:-1]]), self.s_hist)
+            self.end_prev = np.where(busy_col, s + c, self.end_prev)
+            self.issued += c
+        self.r_prev, self.j_prev, self.f_prev = r, jj, f
+
+    def idle(self) -> int:
+        """First cycle in which no PE is busy."""
+        last = np.maximum(self.end_prev - 1 + self.timing.entry_to_idle, self.f_prev)
+        return int(last.max()) + 1
+
+
+class _JobQueuePEs:
+    """The PE front end with padding folded (``pe_queue == "jobs"``, ``fetch == "units"``), all
+    PEs at once: the pointer read takes a broadcast whenever its register is free or moving on,
+    the job register, a queue of ``depth`` non-empty column jobs (register FIFO up to 2, block-RAM
+    FIFO with an output register above), the unit issue stage (one unit per cycle while the unit
+    FIFO, reads in flight included, has room) and the padding folder."""
+
+    def __init__(self, units: ColumnUnits, depth: int, timing: HardwareTiming):
+        n_pe = units.shape[0]
+        self.u = units
+        self.pes = np.arange(n_pe)
+        self.buffered = depth > 2
+        self.ring = depth - 1 if self.buffered else depth
+        self.job_hist = np.full((n_pe, self.ring), NEVER, dtype=np.int64)   # Q (or M) per job slot
+        self.n_jobs = np.zeros(n_pe, dtype=np.int64)
+        self.q_last = np.full(n_pe, NEVER, dtype=np.int64)
+        self.j_prev = np.full(n_pe, NEVER, dtype=np.int64)
+        self.f_prev = np.full(n_pe, NEVER, dtype=np.int64)
+        self.fifo = timing.unit_fifo_depth
+        self.pop_hist = np.full((n_pe, self.fifo), NEVER, dtype=np.int64)   # folder pops per slot
+        self.n_units = np.zeros(n_pe, dtype=np.int64)
+        self.i_last = np.full(n_pe, NEVER, dtype=np.int64)
+        self.fold_free = np.full(n_pe, NEVER, dtype=np.int64)
+        self.last_pop = np.full(n_pe, NEVER, dtype=np.int64)
+        self.issued = np.zeros(n_pe, dtype=np.int64)
+        self.timing = timing
+
+    def room(self, k: int) -> int:
+        return int(self.j_prev.max())
+
+    def accept(self, k: int, w: int, j: int) -> None:
+        t = self.timing
+        pes = self.pes
+        jj = np.maximum(w + 1, self.f_prev)           # pointer register -> job register
+        slot = self.n_jobs % self.ring
+        f = np.maximum(jj + 1, self.job_hist[pes, slot] + 1)   # -> job queue (or dropped)
+        lo, hi = self.u.uptr[:, j], self.u.uptr[:, j + 1]
+        n_u = hi - lo
+        busy = n_u > 0
+        if busy.any():
+            if self.buffered:
+                m = np.maximum(f + 1, self.q_last)    # inner FIFO -> output register
+                ready = m + 1
+                self.job_hist[pes, slot] = np.where(busy, m, self.job_hist[pes, slot])
+            else:
+                ready = f + 1
+            first_issue = None
+            for i in range(int(n_u.max())):
+                act = n_u > i
+                cost = self.u.cost[np.where(act, self.u.base + lo + i, 0)]
+                uslot = self.n_units % self.fifo
+                issue = np.maximum(self.i_last + 1, self.pop_hist[pes, uslot] + 1)
+                if i == 0:
+                    issue = np.maximum(issue, ready)
+                    first_issue = issue
+                start = np.maximum(issue + t.unit_latency, self.fold_free)
+                pop = start + cost - 1
+                self.pop_hist[pes, uslot] = np.where(act, pop, self.pop_hist[pes, uslot])
+                self.n_units += act
+                self.i_last = np.where(act, issue, self.i_last)
+                self.fold_free = np.where(act, start + cost, self.fold_free)
+                self.last_pop = np.where(act, pop, self.last_pop)
+                self.issued += np.where(act, cost, 0)
+            if not self.buffered:
+                self.job_hist[pes, slot] = np.where(busy, first_issue, self.job_hist[pes, slot])
+            self.q_last = np.where(busy, first_issue, self.q_last)
+            self.n_jobs += busy
+        self.j_prev, self.f_prev = jj, f
+
+    def idle(self) -> int:
+        last = np.maximum(self.last_pop + self.timing.folder_to_idle, self.f_prev)
+        return int(last.max()) + 1
+
+
+def layer_compute(work, a_in: np.ndarray, t0: int, queue_depth: int,
                   timing: HardwareTiming = CURRENT_HARDWARE):
     """Compute phase of one layer for one input, ``SCAN_START`` in cycle ``t0``.
 
-    ``work`` ``(n_pe, n_in)`` holds every PE's issue cycles per column (:func:`column_work`),
-    ``a_in`` ``(n_in,)`` the input activations (only which are non-zero matters). Returns
-    ``(quiet, broadcasts, busiest, total, stall_cycles)``: ``quiet`` is the first cycle in which
-    every scanner, the broadcast register and every PE are idle; ``stall_cycles`` counts the cycles
-    the broadcast register held an activation because a queue was full.
+    ``work`` is the layer's :func:`column_work` ``(n_pe, n_in)`` (issue cycles per PE and column)
+    or, for the ``"units"`` fetch, its :class:`ColumnUnits`; ``a_in`` ``(n_in,)`` the input
+    activations (only which are non-zero matters). Returns ``(quiet, broadcasts, busiest, total,
+    stall_cycles)``: ``quiet`` is the first cycle in which every scanner, the broadcast register
+    and every PE are idle; ``stall_cycles`` counts the cycles the broadcast register held an
+    activation because a PE could not take it.
     """
     n_pe = work.shape[0]
-    depth = queue_depth
     a_in = np.asarray(a_in)
     scanners = [_Scanner(a_in[p::n_pe] != 0, t0 + 1, timing) for p in range(n_pe)]
     heads = np.array([s.head() for s in scanners], dtype=np.int64)
-
-    buffered = depth > 2
-    ring = depth - 1 if buffered else depth          # history entries that gate a queue write
-    hist = np.full((ring, n_pe), NEVER, dtype=np.int64)
-    r_prev = np.full(n_pe, NEVER, dtype=np.int64)
-    j_prev = np.full(n_pe, NEVER, dtype=np.int64)
-    f_prev = np.full(n_pe, NEVER, dtype=np.int64)
-    s_hist = np.full((timing.job_fifo_depth, n_pe), NEVER, dtype=np.int64)  # newest first
-    end_prev = np.full(n_pe, NEVER, dtype=np.int64)
-    issued = np.zeros(n_pe, dtype=np.int64)
+    if timing.pe_queue == "jobs":
+        if not isinstance(work, ColumnUnits):
+            raise TypeError("the 'jobs' PE needs the layer's ColumnUnits (column_units)")
+        pes = _JobQueuePEs(work, queue_depth, timing)
+    else:
+        pes = _ActivationQueuePEs(np.asarray(work), queue_depth, timing)
     w_prev = NEVER
     stalls = 0
     n_bcast = int(np.count_nonzero(a_in))
@@ -272,34 +491,14 @@ def layer_compute(work: np.ndarray, a_in: np.ndarray, t0: int, queue_depth: int,
         sc = scanners[p]
         j = sc.pop(g) * n_pe + p
         heads[p] = sc.head()
-        # Broadcast register -> every queue, once all have room.
-        slot = k % ring
-        w = max(g + 1, int(hist[slot].max()) + 1)
+        # Broadcast register -> every PE, once all can take it.
+        w = max(g + 1, pes.room(k))
         stalls += w - (g + 1)
         w_prev = w
-        c = work[:, j]
-        # Queue read (r), pointer register -> job register (jj), job register -> job FIFO (f).
-        if buffered:
-            m = np.maximum(w + 1, r_prev)       # inner FIFO -> output register
-            r = np.maximum(m + 1, j_prev)
-            hist[slot] = m
-        else:
-            r = np.maximum(w + 1, j_prev)
-            hist[slot] = r
-        jj = np.maximum(r + 1, f_prev)
-        f = np.maximum(jj + 1, s_hist[-1] + 1)
-        # Issue stage: a non-empty column starts once it is at the FIFO head and the previous ends.
-        busy_col = c > 0
-        if busy_col.any():
-            s = np.maximum(f + 1, end_prev)
-            s_hist = np.where(busy_col, np.vstack([s[None, :], s_hist[:-1]]), s_hist)
-            end_prev = np.where(busy_col, s + c, end_prev)
-            issued += c
-        r_prev, j_prev, f_prev = r, jj, f
-    pe_idle = np.maximum(end_prev - 1 + timing.entry_to_idle, f_prev) + 1
+        pes.accept(k, w, j)
     scan_done = max(s.done() for s in scanners)
-    quiet = max(int(pe_idle.max()), w_prev + 1, scan_done, t0 + 1)
-    return quiet, n_bcast, int(issued.max()), int(issued.sum()), stalls
+    quiet = max(pes.idle(), w_prev + 1, scan_done, t0 + 1)
+    return quiet, n_bcast, int(pes.issued.max()), int(pes.issued.sum()), stalls
 
 
 def network_cycles(works, acts, n_outs, *, queue_depth: int, codebook_size: int,
@@ -343,7 +542,7 @@ def model_cycles(images: Images, x: np.ndarray, *, queue_depth: int | None = Non
     depth = cfg.queue_depth if queue_depth is None else queue_depth
     x = np.atleast_2d(np.asarray(x))
     acts = [x] + golden_layers(images, x)[:-1]
-    works = [column_work(images, l, timing.padding_cost) for l in range(len(images.layers))]
+    works = [layer_work_for(images, l, timing) for l in range(len(images.layers))]
     n_outs = [info.n_out for info in images.layers]
     per_layer = np.zeros((x.shape[0], len(works)), dtype=np.int64)
     phases = np.zeros(x.shape[0], dtype=np.int64)
@@ -356,6 +555,13 @@ def model_cycles(images: Images, x: np.ndarray, *, queue_depth: int | None = Non
         details.append(rows)
     return ModelResult(layer_cycles=per_layer, cycles=per_layer.sum(axis=1) + phases,
                        output_phase=phases, layers=details)
+
+
+def layer_work_for(images: Images, l: int, timing: HardwareTiming = CURRENT_HARDWARE):
+    """What :func:`layer_compute` needs of layer ``l`` on the hardware ``timing`` describes."""
+    if timing.fetch == "units":
+        return column_units(images, l)
+    return column_work(images, l, timing.padding_cost)
 
 
 def work_from_index(index: np.ndarray, config: EIEConfig, padding_cost: int = 1) -> np.ndarray:
@@ -372,6 +578,16 @@ def work_from_index(index: np.ndarray, config: EIEConfig, padding_cost: int = 1)
         n_real = csum[enc.ptr[1:]] - csum[enc.ptr[:-1]]
         out[p] = n_real + padding_cost * (counts - n_real)
     return out
+
+
+def work_for_index(index: np.ndarray, config: EIEConfig, timing: HardwareTiming = CURRENT_HARDWARE):
+    """:func:`layer_work_for` of a one-layer network straight from its index matrix (the layer's
+    entries from lane 0 of word 0, as :func:`eie.spec.emit.write_images` stores a first layer)."""
+    if timing.fetch != "units":
+        return work_from_index(index, config, timing.padding_cost)
+    encoded = encode_layer(index, config)
+    return _column_units([enc.ptr for enc in encoded], [enc.v != 0 for enc in encoded],
+                         config.entries_per_word, index.shape[1])
 
 
 def steady_state_ideal(images: Images, l: int, a_in: np.ndarray, padding_cost: int = 1) -> int:
