@@ -39,7 +39,16 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from eie.sim.cycle_model import CURRENT_HARDWARE, model_cycles, network_cycles, work_from_index  # noqa: E402
+from eie.sim.cycle_model import (  # noqa: E402
+    EIE_PADDED,
+    FOLDED_PADDING,
+    ColumnUnits,
+    HardwareTiming,
+    hardware_timing,
+    model_cycles,
+    network_cycles,
+    work_for_index,
+)
 from eie.sim.random_net import random_inputs, random_network  # noqa: E402
 from eie.spec.config import EIEConfig  # noqa: E402
 
@@ -95,6 +104,19 @@ LAYERS = [
 ]
 
 
+def _detect():
+    import eie.hw.sparse_matrix_read as smr
+    return hardware_timing(smr)
+
+
+#: The PE design in hw/ and the other one the model knows.
+TIMING = _detect()
+OTHER = EIE_PADDED if TIMING.fetch == "units" else FOLDED_PADDING
+HW_NAME = ("padding folded away, queue of column jobs" if TIMING.fetch == "units"
+           else "EIE's PE, a cycle per padding entry")
+OTHER_NAME = "model, padded PE" if TIMING.fetch == "units" else "model, folded PE"
+
+
 def base_config(n_pe: int = N_PE) -> EIEConfig:
     """EIE's formats: 4-bit weight indices and relative row indices, 16-bit activations."""
     return EIEConfig(n_pe=n_pe, queue_depth=DEPTH, weight_bits=4, index_bits=4, act_bits=16)
@@ -141,21 +163,33 @@ class LayerData:
         return random_inputs(self.seed + 1, batch, self.layer.n_in, base_config(),
                              density=self.layer.act_density)
 
-    def work(self, n_pe: int, padding_cost: int) -> np.ndarray:
-        path = self.cache / f"{self.key}-pe{n_pe}-pad{padding_cost}.npy"
+    def work(self, n_pe: int, timing: HardwareTiming):
+        """The model's view of the layer on ``n_pe`` PEs of the hardware ``timing`` describes."""
+        path = self.cache / f"{self.key}-pe{n_pe}-{timing.fetch}-pad{timing.padding_cost}.npz"
         if path.is_file():
-            return np.load(path)
-        work = work_from_index(self.net.layers[0].index, base_config(n_pe), padding_cost)
-        work = work.astype(np.int32)
+            with np.load(path) as f:
+                if "cost" in f:
+                    return ColumnUnits(uptr=f["uptr"], base=f["base"], cost=f["cost"], work=f["work"])
+                return f["work"]
+        work = work_for_index(self.net.layers[0].index, base_config(n_pe), timing)
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, work)
+        if isinstance(work, ColumnUnits):
+            np.savez(path, uptr=work.uptr, base=work.base, cost=work.cost, work=work.work)
+        else:
+            np.savez(path, work=work)
         return work
 
 
-def model_layer(work: np.ndarray, x: np.ndarray, n_out: int, depth: int = DEPTH):
+def issue_cycles(work) -> np.ndarray:
+    """``(n_pe, n_in)`` issue (MAC-slot) cycles per PE and column."""
+    return work.work if isinstance(work, ColumnUnits) else work
+
+
+def model_layer(work, x: np.ndarray, n_out: int, depth: int = DEPTH, timing: HardwareTiming | None = None):
     """Mean over the inputs of the model's layer figures (a one-layer network, as the RTL runs it)."""
+    timing = TIMING if timing is None else timing
     rows = [network_cycles([work], [xb], [n_out], queue_depth=depth, codebook_size=16,
-                           timing=CURRENT_HARDWARE)[0][0] for xb in x]
+                           timing=timing)[0][0] for xb in x]
     return {k: float(np.mean([getattr(r, k) for r in rows]))
             for k in ("cycles", "compute", "broadcasts", "busiest", "total", "stall_cycles")}
 
@@ -400,11 +434,13 @@ def main():
     main_rows = {}
     for name, data in datas.items():
         x = data.inputs()
-        fig = model_layer(data.work(N_PE, CURRENT_HARDWARE.padding_cost), x, data.layer.n_out)
-        fig["ideal"] = float(np.mean([max(int((data.work(N_PE, 1)[:, xb != 0]).sum(axis=1).max()),
+        work = data.work(N_PE, TIMING)
+        fig = model_layer(work, x, data.layer.n_out)
+        fig["ideal"] = float(np.mean([max(int((issue_cycles(work)[:, xb != 0]).sum(axis=1).max()),
                                           int(np.count_nonzero(xb))) for xb in x]))
+        fig["other"] = model_layer(data.work(N_PE, OTHER), x, data.layer.n_out, timing=OTHER)["cycles"]
         main_rows[name] = fig
-        print(f"  {name}: {fig['cycles']:,.0f} cycles (model)", flush=True)
+        print(f"  {name}: {fig['cycles']:,.0f} cycles (model; {fig['other']:,.0f} on the other PE)", flush=True)
 
     # 2. RTL where it runs
     rtl_cache_path = out / "rtl-results.json"
@@ -437,7 +473,7 @@ def main():
                     rtl[n] = value
 
     clock_mhz, clock_note = fpga_clock()
-    header = ["layer", "in × out", "w %", "a %", "model cycles", "RTL cycles", "model err", "ideal",
+    header = ["layer", "in × out", "w %", "a %", "model cycles", "RTL cycles", "model err", OTHER_NAME, "ideal",
               "ideal / cycles", "load eff.", "EIE theory", "EIE actual", "ours / EIE theory",
               "EIE actual / ours", "dense array", "dense / ours"]
     rows = []
@@ -450,7 +486,7 @@ def main():
         eff = fig["total"] / (N_PE * ours)
         rows.append([name, f"{layer.n_in}×{layer.n_out}", f"{layer.weight_density:.0%}",
                      f"{layer.act_density:.1%}", fmt(fig["cycles"]), fmt(ours) if name in rtl
-                     else "—", "—" if err is None else f"{err:.2%}", fmt(fig["ideal"]),
+                     else "—", "—" if err is None else f"{err:.2%}", fmt(fig["other"]), fmt(fig["ideal"]),
                      f"{fig['ideal'] / ours:.2f}", f"{eff:.2f}", fmt(layer.eie_theory_cycles),
                      fmt(layer.eie_actual_cycles), f"{ours / layer.eie_theory_cycles:.2f}",
                      f"{layer.eie_actual_cycles / ours:.2f}", fmt(dense), f"{dense / ours:.1f}"])
@@ -464,8 +500,10 @@ def main():
                     f"Table III's densities, {BATCH} random inputs at its activation densities (mean "
                     "over the inputs). Cycles of the layer as the "
                     "testbench measures them (last input accepted to first output). *ideal* = max(busiest "
-                    "PE's entries, non-zero inputs); *load eff.* = all PEs' entries / (64 × cycles); "
-                    "EIE cycles = Table IV µs × 800; *dense array* = dense MACs / 64.\n\n"
+                    "PE's issue cycles, non-zero inputs); *load eff.* = all PEs' issue cycles / (64 × "
+                    "cycles); EIE cycles = Table IV µs × 800; *dense array* = dense MACs / 64. "
+                    f"Hardware: {HW_NAME}; *{OTHER_NAME}*: the cycle model of the other PE design on the "
+                    "same layer.\n\n"
                     f"RTL: {', '.join(rtl) if rtl else 'none'} ran on the 64-PE RTL (bit-exact); the "
                     "other layers' cycles come from the cycle model. Ratios use the RTL figure where "
                     f"there is one.\n\n" + md_table(header, rows) + "\n\n"
@@ -505,7 +543,7 @@ def main():
     eff_depth = {}
     for name, data in datas.items():
         x = data.inputs(1)
-        w = data.work(N_PE, CURRENT_HARDWARE.padding_cost)
+        w = data.work(N_PE, TIMING)
         eff_depth[name] = [model_layer(w, x, data.layer.n_out, d) for d in depths]
     rows = [[name] + [f"{f['total'] / (N_PE * f['cycles']):.2f}" for f in figs] for name, figs in eff_depth.items()]
     plot_lines(out / "queue_depth.png", list(depths),
@@ -522,7 +560,7 @@ def main():
     scal = {}
     for name, data in datas.items():
         x = data.inputs(1)
-        scal[name] = {n: model_layer(data.work(n, CURRENT_HARDWARE.padding_cost), x, data.layer.n_out)
+        scal[name] = {n: model_layer(data.work(n, TIMING), x, data.layer.n_out)
                       for n in pe_counts}
     rows = []
     for name, figs in scal.items():
@@ -551,7 +589,7 @@ def main():
             bal = LayerData(data.layer, cache, balanced=True)
             x = data.inputs()
             plain_fig = main_rows[name]
-            w = bal.work(N_PE, CURRENT_HARDWARE.padding_cost)
+            w = bal.work(N_PE, TIMING)
             bal_fig = model_layer(w, x, data.layer.n_out)
             rows.append([name, fmt(plain_fig["cycles"]), fmt(bal_fig["cycles"]),
                          f"{plain_fig['cycles'] / bal_fig['cycles']:.3f}",
@@ -589,8 +627,7 @@ def main():
 
     head = ("# EIE benchmark report\n\n"
             f"Generated by `benchmarks/eie_report.py` in {time.monotonic() - t_start:.0f} s; hardware sources "
-            f"{hw_fingerprint()}; cycle model `sim/cycle_model.py` with padding cost "
-            f"{CURRENT_HARDWARE.padding_cost} cycle per padding entry.\n\n")
+            f"{hw_fingerprint()} ({HW_NAME}); cycle model `sim/cycle_model.py`.\n\n")
     (out / "report.md").write_text(head + "\n".join(sections))
     print(f"report: {out / 'report.md'}")
 
