@@ -112,16 +112,17 @@ def _twos(value: int, width: int) -> int:
     return int(value) & ((1 << width) - 1)
 
 
-def image_writes(images) -> list[tuple[Space, int, int, int]]:
+def image_writes(images, *, pe_memories: bool = True) -> list[tuple[Space, int, int, int]]:
     """Every ``cfg`` write that loads ``images`` (a :class:`eie.spec.image.Images`).
 
     Returns ``(space, pe, addr, data)`` tuples, data already in two's complement: per PE its
     pointers, sparse-matrix words and biases, then the codebooks, the layer table and finally
-    the number of layers.
+    the number of layers. With ``pe_memories=False`` the PEs' memories are left out (a simulation
+    that initialised them from the image files, see :func:`eie.tb.runner.write_preload`).
     """
     c = images.config
     writes = []
-    for p in range(c.n_pe):
+    for p in range(c.n_pe if pe_memories else 0):
         writes += [(Space.PTR, p, a, int(x)) for a, x in enumerate(images.ptr[p])]
         writes += [(Space.MAT, p, a, int(x)) for a, x in enumerate(images.mat[p])]
         writes += [(Space.BIAS, p, a, _twos(x, c.acc_bits)) for a, x in enumerate(images.bias[p])]

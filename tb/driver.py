@@ -12,6 +12,7 @@ and per-layer times from value changes of ``layer`` (one wake-up per layer).
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 
 import cocotb
@@ -193,6 +194,8 @@ class RunOutcome:
     per_layer_cycles: list[int]
     output_cycles: list[int]    # cycle at which each output was accepted
     output_phase: int           # from the first output accepted to the done pulse
+    compute_wall: float = 0.0   # wall seconds from the last input accepted to the first output
+    compute_cpu: float = 0.0    # the simulator process's CPU seconds over the same span
 
 
 class TB:
@@ -236,10 +239,15 @@ class TB:
             await with_timeout(FallingEdge(self.busy), max_cycles * CLOCK_PERIOD_NS, "ns")
             await self._edge
 
-    async def load_images(self, images) -> int:
-        """Stream every image write through ``cfg``; returns the number of writes."""
+    async def load_images(self, images, *, preloaded: bool = False) -> int:
+        """Stream every image write through ``cfg``; returns the number of writes.
+
+        ``preloaded``: the PEs' memories already hold the images (``+eie_preload``, see
+        :func:`eie.tb.runner.write_preload`); only the codebooks, the layer table and the number of
+        layers go through ``cfg``.
+        """
         from eie.hw.io_map import image_writes, pack_cfg
-        payloads = [pack_cfg(images.config, *w) for w in image_writes(images)]
+        payloads = [pack_cfg(images.config, *w) for w in image_writes(images, pe_memories=not preloaded)]
         await self.wait_idle()
         n = await self.cfg.send(payloads)  # waits while cfg.ready is low (clearing after reset)
         self.log.info("loaded images: %d cfg writes, cycle %d", n, cycle_now())
@@ -263,18 +271,27 @@ class TB:
             await RisingEdge(self.done)
             return cycle_now()
 
+        first_out = []  # wall and CPU time at the first output
+
+        def on_item(k, v, c):
+            if not first_out:
+                first_out.extend((time.monotonic(), time.process_time()))
+            if on_output is not None:
+                on_output(k, v, c)
+
         layer_task = cocotb.start_soon(watch_layer())
         done_task = cocotb.start_soon(watch_done())
         start_layer = int(self.layer.value)
         try:
             await self.inp.send(x)
             t_start = self.inp.last_accept_cycle
+            wall_start, cpu_start = time.monotonic(), time.process_time()
             await self._edge
             if not self.busy.value or self.cfg.ready.value:
                 raise AssertionError(f"cycle {cycle_now()}: after the last input busy is "
                                      f"{self.busy.value} and cfg.ready {self.cfg.ready.value}; "
                                      f"expected busy 1, cfg.ready 0")
-            got = await with_timeout(self.out.receive(n_out, on_output),
+            got = await with_timeout(self.out.receive(n_out, on_item),
                                      max_cycles * CLOCK_PERIOD_NS, "ns")
             t_done = await with_timeout(done_task, max_cycles * CLOCK_PERIOD_NS, "ns")
         finally:
@@ -301,4 +318,6 @@ class TB:
         layer_cycles = [per_layer.get(l, 0) for l in range(n_layers)]
         return RunOutcome(outputs=[v for v, _ in got], cycles=t_done - t_start,
                           per_layer_cycles=layer_cycles, output_cycles=[c for _, c in got],
-                          output_phase=t_done - t_first_out)
+                          output_phase=t_done - t_first_out,
+                          compute_wall=(first_out or [time.monotonic()])[0] - wall_start,
+                          compute_cpu=(first_out or [0, time.process_time()])[1] - cpu_start)

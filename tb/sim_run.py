@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from eie.tb.runner import build_config, run_cocotb
+from eie.tb.runner import build_config, run_cocotb, write_preload
 
 __all__ = ["SimResult", "simulate", "verify", "verify_suite", "TEST_MODULE"]
 
@@ -46,8 +46,12 @@ def _images_and_dir(images):
 
 
 def _run(cases, *, config, mode, seed=0, backpressure="none", p_idle=0.0, inject_fault=False,
-         extra_env=None) -> list[SimResult]:
-    """Run ``cases`` (``(images, x, expected or None)``) in one simulation, in order."""
+         extra_env=None, preload=None) -> list[SimResult]:
+    """Run ``cases`` (``(images, x, expected or None)``) in one simulation, in order.
+
+    ``preload`` (default: when there is one image set): the simulator fills the PEs' memories
+    from the images at time 0 (:func:`eie.tb.runner.write_preload`); only the codebooks, the
+    layer table and the layer count then go through ``cfg``."""
     loaded = []
     for images, x_int, expected in cases:
         images, image_dir = _images_and_dir(images)
@@ -63,9 +67,15 @@ def _run(cases, *, config, mode, seed=0, backpressure="none", p_idle=0.0, inject
             raise ValueError(f"the images in {image_dir} were made for configuration "
                              f"{images.config.config_hash()}, not {config.config_hash()} (only "
                              f"queue_depth may differ)")
+    preload = len(loaded) == 1 if preload is None else preload
+    if preload and len(loaded) != 1:
+        raise ValueError(f"preloading takes one image set, not {len(loaded)}")
     build = build_config(config)
     with tempfile.TemporaryDirectory(prefix="eie-sim-") as tmp:
         tmp = Path(tmp)
+        plusargs = []
+        if preload:
+            plusargs.append(write_preload(loaded[0][0], tmp / "preload"))
         paths = {"EIE_IMAGES": [], "EIE_INPUTS": [], "EIE_OUTPUTS": [], "EIE_EXPECTED": []}
         for k, (_, image_dir, x, expected) in enumerate(loaded):
             paths["EIE_IMAGES"].append(str(image_dir.resolve()))
@@ -80,8 +90,9 @@ def _run(cases, *, config, mode, seed=0, backpressure="none", p_idle=0.0, inject
                     "EIE_BACKPRESSURE": backpressure, "EIE_IDLE": str(p_idle)})
         if inject_fault:  # else EIE_INJECT_FAULT from the environment applies to every run
             env["EIE_INJECT_FAULT"] = "1"
+        env["EIE_PRELOADED"] = "1" if preload else "0"
         env.update(extra_env or {})
-        run_cocotb(build, TEST_MODULE, "run_network", env)
+        run_cocotb(build, TEST_MODULE, "run_network", env, plusargs=plusargs)
         summary = json.loads((tmp / "cycles.json").read_text())
         results = []
         for k, report in enumerate(summary["cases"]):
@@ -94,7 +105,7 @@ def _run(cases, *, config, mode, seed=0, backpressure="none", p_idle=0.0, inject
 
 
 def simulate(images, x_int, *, config=None, seed: int = 0, backpressure: str = "none",
-             p_idle: float = 0.0) -> SimResult:
+             p_idle: float = 0.0, preload: bool = True) -> SimResult:
     """Run integer inputs through the RTL and return its outputs and cycle counts.
 
     Parameters
@@ -108,6 +119,11 @@ def simulate(images, x_int, *, config=None, seed: int = 0, backpressure: str = "
         (timing) may differ from it.
     seed, backpressure, p_idle
         Stimulus knobs (see ``tb/test_accelerator.py``); they change timing, never outputs.
+    preload : bool
+        Fill the PEs' memories from the images when the simulation starts (default) instead
+        of streaming every word through ``cfg``; the codebooks, the layer table and the layer
+        count still go through ``cfg``. Outputs and computing cycles are the same either way;
+        ``report["load_cycles"]`` then counts only those few writes.
 
     Returns
     -------
@@ -115,27 +131,29 @@ def simulate(images, x_int, *, config=None, seed: int = 0, backpressure: str = "
         ``(outputs, cycles, layer_cycles, report)``; unpacks as a tuple.
     """
     return _run([(images, x_int, None)], config=config, mode="run", seed=seed,
-                backpressure=backpressure, p_idle=p_idle)[0]
+                backpressure=backpressure, p_idle=p_idle, preload=preload)[0]
 
 
 def verify(images, x_int, expected=None, *, config=None, seed: int = 0, backpressure: str = "none",
-           p_idle: float = 0.0, inject_fault: bool = False, extra_env=None) -> SimResult:
+           p_idle: float = 0.0, inject_fault: bool = False, extra_env=None, preload: bool = True) -> SimResult:
     """Like :func:`simulate`, but the testbench's scoreboard checks every output against
     ``expected`` (default: the golden model) and raises :class:`eie.tb.runner.CocotbFailure` on the
     first mismatch."""
     return verify_suite([(images, x_int, expected)], config=config, seed=seed,
                         backpressure=backpressure, p_idle=p_idle, inject_fault=inject_fault,
-                        extra_env=extra_env)[0]
+                        extra_env=extra_env, preload=preload)[0]
 
 
 def verify_suite(cases, *, config=None, seed: int = 0, backpressure: str = "none",
-                 p_idle: float = 0.0, inject_fault: bool = False, extra_env=None) -> list[SimResult]:
+                 p_idle: float = 0.0, inject_fault: bool = False, extra_env=None,
+                 preload: bool | None = None) -> list[SimResult]:
     """:func:`verify` of several ``(images, x_int, expected or None)`` in one simulation.
 
     The image sets (all made for one configuration) are loaded through ``cfg`` one after the
     other into the running accelerator, without a reset in between, so this also checks that
     loading new images over old ones leaves nothing behind. One process start and one image
-    load per set instead of one simulation each.
+    load per set instead of one simulation each. ``preload`` (default: with a single case)
+    fills the PEs' memories of that one set at time 0 instead (see :func:`simulate`).
     """
     from eie.sim.golden import run_golden
     checked = []
@@ -145,4 +163,4 @@ def verify_suite(cases, *, config=None, seed: int = 0, backpressure: str = "none
             expected = run_golden(images, np.atleast_2d(np.asarray(x_int)))
         checked.append((images, x_int, expected))
     return _run(checked, config=config, mode="check", seed=seed, backpressure=backpressure,
-                p_idle=p_idle, inject_fault=inject_fault, extra_env=extra_env)
+                p_idle=p_idle, inject_fault=inject_fault, extra_env=extra_env, preload=preload)

@@ -13,15 +13,21 @@ Run through :func:`eie.tb.runner.run_cocotb` (pytest: ``tests/test_rtl_accelerat
 ``EIE_OUTPUTS``      where to write the RTL outputs as ``.npy`` (optional)
 ``EIE_CYCLES``       where to write the measured cycles as JSON (optional): per image set
                      (``cases``) the ``cycles``, ``layer_cycles`` (the last layer ends at its
-                     first output) and ``output_phase`` (streaming the outputs) of every input,
+                     first output), ``output_phase`` (streaming the outputs) and
+                     ``compute_wall_seconds``/``compute_cpu_seconds`` (wall and simulator CPU
+                     time of the layers: the RTL running free from the last input to the first
+                     output) of every input,
                      ``load_cycles``, ``load_wall_seconds`` and ``cfg_writes``; the simulated
-                     cycles and the wall time
+                     cycles, the wall time and the simulator process's CPU time
 ``EIE_SEED``         seed of the back-pressure and idle patterns (default 0)
 ``EIE_BACKPRESSURE`` ``none`` (default), ``random`` or ``random:P`` (``o.ready`` high with prob. P)
 ``EIE_IDLE``         probability of an idle cycle before each ``cfg``/``i`` beat (default 0)
 ``EIE_INJECT_FAULT`` ``1``: the scoreboard corrupts one expectation (first image set), so the
                      test must fail
 ``EIE_MAX_CYCLES``   per-input timeout in cycles (default: a bound from the images)
+``EIE_PRELOADED``    ``1``: the simulator initialised the PEs' memories from the (single) image
+                     set (``+eie_preload``, see :func:`eie.tb.runner.write_preload`); only the
+                     codebooks, the layer table and the layer count go through ``cfg``
 ==================== ===========================================================================
 """
 
@@ -66,6 +72,11 @@ def _write_atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def _save_npy(path: Path, array) -> None:
+    with open(path, "wb") as f:  # np.save(path) would append ".npy" to the temporary name
+        np.save(f, array)
+
+
 def _env_paths(name: str, required: bool = True) -> list[Path]:
     value = os.environ.get(name)
     if not value:
@@ -75,7 +86,7 @@ def _env_paths(name: str, required: bool = True) -> list[Path]:
     return [Path(p) for p in value.split(os.pathsep)]
 
 
-async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fault):
+async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fault, preloaded=False):
     """Load one image set through ``cfg`` and run its input vectors; returns
     ``(outputs, report)``. With ``expected``, a scoreboard checks every output as it arrives."""
     cfg = images.config
@@ -91,10 +102,10 @@ async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fau
                                 inject_fault=inject_fault, context=context)
     max_cycles = int(os.environ.get("EIE_MAX_CYCLES") or timeout_cycles(images, pattern.p_ready))
     t0, wall0 = cycle_now(), time.monotonic()
-    writes = await tb.load_images(images)
+    writes = await tb.load_images(images, preloaded=preloaded)
     load_cycles, load_wall = cycle_now() - t0, time.monotonic() - wall0
     outputs = np.zeros((x.shape[0], n_out), dtype=np.int64)
-    cycles, layer_cycles, output_phase = [], [], []
+    cycles, layer_cycles, output_phase, compute_wall, compute_cpu = [], [], [], [], []
     for b, vec in enumerate(x):
         check = None if scoreboard is None else (
             lambda row, got, cycle, b=b: scoreboard.check(b, row, got, cycle))
@@ -102,12 +113,16 @@ async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fau
         outputs[b] = result.outputs
         cycles.append(result.cycles)
         output_phase.append(result.output_phase)
+        compute_wall.append(round(result.compute_wall, 4))
+        compute_cpu.append(round(result.compute_cpu, 4))
         per_layer = list(result.per_layer_cycles) + [0] * (n_layers - len(result.per_layer_cycles))
         layer_cycles.append(per_layer[:n_layers])
     if scoreboard is not None:
         scoreboard.finish()
     return outputs, {"images": str(images.path), "cycles": cycles, "layer_cycles": layer_cycles,
-                     "output_phase": output_phase, "load_cycles": load_cycles,
+                     "output_phase": output_phase, "compute_wall_seconds": compute_wall,
+                     "compute_cpu_seconds": compute_cpu,
+                     "load_cycles": load_cycles,
                      "load_wall_seconds": round(load_wall, 3), "cfg_writes": writes}
 
 
@@ -117,7 +132,7 @@ async def run_network(dut):
     accelerator), run its input vectors, check (or record) every output."""
     from eie.spec.image import load_images
 
-    t_wall = time.monotonic()
+    t_wall, t_cpu = time.monotonic(), time.process_time()
     image_dirs = _env_paths("EIE_IMAGES")
     inputs = _env_paths("EIE_INPUTS")
     mode = os.environ.get("EIE_MODE", "check")
@@ -132,6 +147,9 @@ async def run_network(dut):
     seed = int(os.environ.get("EIE_SEED", "0"))
     pattern = ReadyPattern.parse(os.environ.get("EIE_BACKPRESSURE"), seed)
     p_idle = float(os.environ.get("EIE_IDLE", "0"))
+    preloaded = os.environ.get("EIE_PRELOADED", "0") == "1"
+    if preloaded and len(image_dirs) != 1:
+        raise RuntimeError(f"EIE_PRELOADED=1 takes one image set, not {len(image_dirs)}")
 
     tb = TB(dut, seed=seed, backpressure=pattern, p_idle=p_idle)
     await tb.start()
@@ -141,17 +159,38 @@ async def run_network(dut):
         x = np.atleast_2d(np.load(inputs[k]))
         want = None if expected[k] is None else np.load(expected[k])
         y, report = await run_case(tb, images, x, want, seed=seed, pattern=pattern, p_idle=p_idle,
-                                   inject_fault=inject_fault_enabled(os.environ) and k == 0)
+                                   inject_fault=inject_fault_enabled(os.environ) and k == 0,
+                                   preloaded=preloaded)
         if outputs_to:
-            _write_atomic(outputs_to[k], lambda p, y=y: np.save(open(p, "wb"), y))
+            _write_atomic(outputs_to[k], lambda p, y=y: _save_npy(p, y))
         reports.append(report)
         n_inputs += x.shape[0]
-    wall = time.monotonic() - t_wall
+    wall, cpu = time.monotonic() - t_wall, time.process_time() - t_cpu
     simulated = cycle_now()
     dut._log.info("%d image set(s), %d inputs: %s; %d simulated cycles in %.2f s (%.0f cycles/s)",
                   len(image_dirs), n_inputs, "all outputs bit-exact" if mode == "check" else
                   "outputs recorded", simulated, wall, simulated / wall if wall else 0.0)
     if (cyc_path := _env_path("EIE_CYCLES", required=False)) is not None:
         summary = {"cases": reports, "simulated_cycles": simulated, "wall_seconds": round(wall, 3),
+                   "cpu_seconds": round(cpu, 3),
                    "seed": seed, "p_ready": pattern.p_ready, "p_idle": p_idle}
         _write_atomic(cyc_path, lambda p: p.write_text(json.dumps(summary) + "\n"))
+
+
+@cocotb.test(skip="EIE_FREE_RUN_CYCLES" not in os.environ)
+async def free_run(dut):
+    """Reset, then let the RTL run ``EIE_FREE_RUN_CYCLES`` cycles behind one timer (no Python
+    wake-up); writes ``{"cycles", "wall_seconds", "cpu_seconds"}`` to ``EIE_CYCLES``. Measures
+    the simulator alone (``benchmarks/sim_speed.py``)."""
+    from cocotb.triggers import Timer
+
+    from eie.tb.runner import CLOCK_PERIOD_NS
+    n = int(os.environ["EIE_FREE_RUN_CYCLES"])
+    tb = TB(dut)
+    await tb.start()
+    wall, cpu = time.monotonic(), time.process_time()
+    await Timer(n * CLOCK_PERIOD_NS, "ns")
+    wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+    if (path := _env_path("EIE_CYCLES", required=False)) is not None:
+        _write_atomic(path, lambda p: p.write_text(json.dumps(
+            {"cycles": n, "wall_seconds": round(wall, 4), "cpu_seconds": round(cpu, 4)}) + "\n"))

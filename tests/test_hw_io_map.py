@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from eie.hw.generate import generate_verilog
+from eie.hw.generate import PRELOAD_FILES, PRELOAD_PLUSARG, add_preload, generate_verilog, register_reset
 from eie.hw.io_map import LAYER_STRIDE, LayerField, Space, addr_width, cfg_fields, data_width, image_writes, pack_cfg
 from eie.sim.random_net import random_network
 from eie.spec.config import EIEConfig
@@ -77,3 +77,50 @@ def test_verilog_ports_and_determinism():
 def test_default_layout_matches_the_accelerator_docstring():
     assert cfg_fields(EIEConfig()) == {"space": (0, 3), "pe": (3, 8), "addr": (11, 11),
                                        "data": (22, 64)}
+
+
+def test_image_writes_without_pe_memories(tmp_path):
+    net = random_network(5, [10, 12, 7], CONFIG, density=0.3)
+    images = load_images(write_images(net, CONFIG, tmp_path / "img"))
+    rest = image_writes(images, pe_memories=False)
+    assert rest == [w for w in image_writes(images) if w[0] not in (Space.PTR, Space.MAT, Space.BIAS)]
+    assert {w[0] for w in rest} == {Space.CODEBOOK, Space.LAYER, Space.CONTROL}
+
+
+def test_verilog_without_zero_initialisers(tmp_path):
+    """``zero_init=False`` drops the all-zero memory initialisers and keeps the others."""
+    assert generate_verilog(CONFIG).count("initial begin") > 0
+    assert generate_verilog(CONFIG, zero_init=False).count("initial begin") == 0
+    net = random_network(5, [10, 12, 7], CONFIG, density=0.3)
+    images = load_images(write_images(net, CONFIG, tmp_path / "img"))
+    full = generate_verilog(CONFIG, images=images)
+    text = generate_verilog(CONFIG, images=images, zero_init=False)
+    blocks = re.findall(r"^  initial begin\n(.*?)^  end\n", full, re.M | re.S)
+    nonzero = [b for b in blocks if re.search(r"= \d+'h0*[1-9a-f]", b)]
+    assert 0 < len(nonzero) < len(blocks)   # the images' memories and some empty ones
+    assert text.count("initial begin") == len(nonzero)
+    for b in nonzero:
+        assert b in text
+
+
+def test_preload_hooks():
+    text = add_preload(generate_verilog(CONFIG, zero_init=False), n_pe=CONFIG.n_pe)
+    assert text.count("$readmemh") == CONFIG.n_pe * len(PRELOAD_FILES)
+    for p in range(CONFIG.n_pe):
+        for kind in PRELOAD_FILES.values():
+            assert f'"/pe{p:03d}.{kind}.hex"' in text
+    assert f'$value$plusargs("{PRELOAD_PLUSARG}=%s", dir)' in text
+    with pytest.raises(ValueError, match=r"no memory to preload for \[\(3, "):
+        add_preload(generate_verilog(CONFIG, zero_init=False), n_pe=4)
+    with pytest.raises(ValueError, match="PE 0's pointer_read has no memory 'odd_bank' to preload"):
+        add_preload(generate_verilog(CONFIG, zero_init=False).replace("odd_bank", "bank1"))
+
+
+def test_registered_reset():
+    text = register_reset(generate_verilog(CONFIG, zero_init=False))
+    assert text.count("module eie_top(") == 1 and text.count("module eie_top__core(") == 1
+    top = text[text.index("module eie_top("):]
+    assert "always @(posedge clk)\n    rst_q <= rst;" in top
+    assert ".rst(rst_q)" in top and ".cfg__payload(cfg__payload)" in top
+    with pytest.raises(ValueError, match="no module other"):
+        register_reset(text, "other")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from eie.hw.io_map import image_writes
 from eie.sim.golden import run_golden
 from eie.sim.random_net import random_inputs, random_network
 from eie.spec.emit import write_images
@@ -198,3 +199,21 @@ def test_simulate_returns_golden_outputs(tmp_path):
     np.testing.assert_array_equal(y, run_golden(images, x))
     assert cycles.shape == (3,) and np.all(cycles > 0)
     assert report["cfg_writes"] > 0
+
+
+@pytest.mark.parametrize("config_name", ["pe1_q8_idx2", "pe4_q2"])
+def test_preloaded_memories_match_streamed(tmp_path, config_name):
+    """Filling the PEs' memories when the simulation starts (``+eie_preload``, the default of a
+    single image set) and streaming every word through ``cfg`` give the same outputs and the
+    same cycles; only the codebooks, the layer table and the layer count go through ``cfg``."""
+    config = CONFIGS[config_name]
+    images, x = make_case(tmp_path, config, Case((30, 50, 20), density=0.3, batch=3, seed=5))
+    preloaded = simulate(images, x, config=config)
+    streamed = simulate(images, x, config=config, preload=False)
+    expected = run_golden(images, x)
+    np.testing.assert_array_equal(preloaded.outputs, expected)
+    np.testing.assert_array_equal(streamed.outputs, expected)
+    np.testing.assert_array_equal(preloaded.cycles, streamed.cycles)
+    np.testing.assert_array_equal(preloaded.layer_cycles, streamed.layer_cycles)
+    assert preloaded.report["cfg_writes"] == len(image_writes(images, pe_memories=False))
+    assert streamed.report["cfg_writes"] == len(image_writes(images))

@@ -1,0 +1,163 @@
+"""Verilator simulation speed of the 64-PE EIE array on an Alex-7-shaped layer (issue 9).
+
+An Alex-7-shaped layer (4096x4096, 9% weights, 35.3% non-zero activations) on 64 PEs with queue
+depth 8 goes through :func:`eie.tb.sim_run.simulate`, every output checked bit-exact against the
+golden model:
+
+* end to end with nothing cached (Verilog generation and the Verilator build included, in a
+  fresh build directory), then with the build cached;
+* its images streamed through ``cfg`` instead of preloaded (the ``cfg`` load rate);
+* the simulated cycles per second while computing (the RTL running free from the last input to
+  the first output), per wall second and per CPU second of the simulator process (the second
+  is what the simulator can do on a machine shared with other jobs);
+* the RTL running free behind one timer for a fixed number of cycles (no testbench at all).
+
+``--levers`` also builds the 64-PE array with each lever off (reset as a top-level input; g++
+``-O0``, ``-O1``, ``-O2``) and measures each build's free-running speed: about 15 minutes.
+
+    .venv/bin/python benchmarks/sim_speed.py [--levers] [--inputs N]
+
+Measured on the project's 2-core machine while other jobs were running (load average 7-10, so
+wall times are pessimistic; CPU-second rates are the simulator's own), 64 PEs, Alex-7 memories:
+
+========================================= ========= ============= ================= =========
+lever (cumulative)                         g++ CPU   cycles/CPU s  Alex-7 uncached   cached
+========================================= ========= ============= ================= =========
+before: -O0, zero initialisers, ``cfg``    43 s      5.4k          ~280 s (idle)     ~280 s
+no zero initialisers (Verilog 118->5 MB)   --        --            6 min -> 21 s of Verilog generation
+-O1, ``-O0`` slow code, split cfuncs       69 s      27.1k         --                --
+``-O2`` instead of ``-O1`` (not kept)      95 s      29.9k         --                --
+reset behind a register                    60 s      41.6k         --                --
+PE memories preloaded (``$readmemh``)      --        --            240 s (load 8)    9.5 s
+========================================= ========= ============= ================= =========
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from eie.sim.golden import run_golden
+from eie.sim.random_net import random_inputs, random_network
+from eie.spec.config import EIEConfig
+from eie.spec.emit import write_images
+from eie.spec.image import load_images
+
+console = Console(highlight=False)
+
+CONFIG = EIEConfig(n_pe=64, mat_depth=16384, ptr_bits=18, ptr_depth=32768, max_rows_per_pe=512,
+                   bias_depth=512, max_layers=1, queue_depth=8)
+SHAPE, DENSITY, ACT_DENSITY = (4096, 4096), 0.09, 0.353
+
+
+def alex7(root: Path, batch: int):
+    t = time.monotonic()
+    net = random_network(0, list(SHAPE), CONFIG, density=DENSITY)
+    images = load_images(write_images(net, CONFIG, root / "alex7"), expect_config=CONFIG)
+    x = random_inputs(1, batch, SHAPE[0], CONFIG, density=ACT_DENSITY)
+    return images, x, time.monotonic() - t
+
+
+def timed_simulate(images, x, **kw):
+    from eie.tb.sim_run import simulate
+    t = time.monotonic()
+    result = simulate(images, x, **kw)
+    wall = time.monotonic() - t
+    if not np.array_equal(result.outputs, run_golden(images, x)):
+        raise SystemExit("RTL differs from the golden model: benchmark aborted")
+    return result, wall
+
+
+def compute_rates(report) -> tuple[float, float]:
+    """Simulated cycles per wall and per CPU second while the layers compute."""
+    cycles = float(np.sum(report["layer_cycles"]))
+    return cycles / sum(report["compute_wall_seconds"]), cycles / sum(report["compute_cpu_seconds"])
+
+
+def free_run(build, cycles: int) -> dict:
+    from eie.tb.runner import run_cocotb
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "free.json"
+        run_cocotb(build, "eie.tb.test_accelerator", "free_run",
+                   {"EIE_FREE_RUN_CYCLES": cycles, "EIE_CYCLES": out})
+        return json.loads(out.read_text())
+
+
+def end_to_end(root: Path, images, x) -> Table:
+    from eie.tb.runner import build_config
+    table = Table(title=f"Alex-7 shape {SHAPE[0]}x{SHAPE[1]}, {DENSITY:.0%} weights, "
+                        f"{ACT_DENSITY:.1%} activations, 64 PEs, {x.shape[0]} inputs, bit-exact")
+    for col in ("run", "total s", "build s", "simulation s", "cfg writes",
+                "cfg writes/s", "cycles/s computing", "cycles/CPU s computing"):
+        table.add_column(col, justify="right")
+    os.environ["EIE_BUILD_DIR"] = str(root / "cache")   # nothing cached
+    runs = [("uncached", {}), ("cached", {}), ("cached, streamed through cfg", {"preload": False})]
+    for name, kw in runs:
+        result, wall = timed_simulate(images, x, **kw)
+        rep = result.report
+        rate, cpu_rate = compute_rates(rep)
+        load = rep["cfg_writes"] / rep["load_wall_seconds"] if rep["load_wall_seconds"] else 0.0
+        built = "cached"
+        if name == "uncached":   # the Verilator build's own stamp; the rest is Verilog generation
+            stamp = json.loads((build_config(CONFIG).build_dir / "eie-build.json").read_text())
+            built = f"{stamp['seconds']:.1f} build"
+        table.add_row(name, f"{wall:.1f}", built, f"{rep['wall_seconds']:.1f}", f"{rep['cfg_writes']:,}",
+                      f"{load:,.0f}", f"{rate:,.0f}", f"{cpu_rate:,.0f}")
+    free = free_run(build_config(CONFIG), 50_000)
+    table.caption = (f"RTL free-running (one timer, no testbench): {free['cycles'] / free['wall_seconds']:,.0f} "
+                     f"cycles/s, {free['cycles'] / free['cpu_seconds']:,.0f} cycles/CPU s")
+    return table
+
+
+def levers(root: Path) -> Table:
+    from eie.hw.generate import add_preload, generate_verilog
+    from eie.tb.runner import build_verilog, config_verilog
+    os.environ["EIE_BUILD_DIR"] = str(root / "levers")
+    registered = config_verilog(CONFIG)
+    plain = add_preload(generate_verilog(CONFIG, zero_init=False), n_pe=CONFIG.n_pe)
+    table = Table(title="levers, 64 PEs (RTL free-running 20,000 cycles)")
+    for col in ("reset", "g++", "build s", "cycles/s", "cycles/CPU s"):
+        table.add_column(col, justify="right")
+    for reset, text in (("top-level input", plain), ("registered", registered)):
+        for opt in ("-O0", "-O1", "-O2"):
+            build = build_verilog(text, "eie_top", config_hash=f"lever{opt}", cxx_opt=opt)
+            free = free_run(build, 20_000)
+            table.add_row(reset, opt, f"{build.seconds:.0f}", f"{free['cycles'] / free['wall_seconds']:,.0f}",
+                          f"{free['cycles'] / free['cpu_seconds']:,.0f}")
+            console.print(table)
+    return table
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", type=int, default=2, help="input vectors (default 2)")
+    parser.add_argument("--levers", action="store_true", help="also build every lever off (~15 min)")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="eie-simspeed-"))
+    saved = os.environ.get("EIE_BUILD_DIR")
+    try:
+        images, x, gen_s = alex7(root, args.inputs)
+        console.print(f"images and inputs: {gen_s:.1f} s; load average {os.getloadavg()[0]:.1f} on "
+                      f"{os.cpu_count()} cores")
+        console.print(end_to_end(root, images, x))
+        if args.levers:
+            levers(root)
+    finally:
+        if saved is None:
+            os.environ.pop("EIE_BUILD_DIR", None)
+        else:
+            os.environ["EIE_BUILD_DIR"] = saved
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
