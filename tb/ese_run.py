@@ -9,13 +9,13 @@ scoreboard checking every output against the golden model (or given expectations
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from eie.tb.knobs import knob_plusargs
 from eie.tb.runner import build_config, run_cocotb
 
 __all__ = ["LSTMSimResult", "simulate_lstm", "verify_lstm", "verify_lstm_suite", "TEST_MODULE", "TOPLEVEL"]
@@ -46,7 +46,7 @@ def _images_and_dir(images):
 
 
 def _run(cases, *, config, mode, seed=0, backpressure="none", p_idle=0.0, inject_fault=False, overlap=True,
-         extra_env=None) -> list[LSTMSimResult]:
+         extra_knobs=None) -> list[LSTMSimResult]:
     from eie.sim.lstm import check_sequences
     loaded = []
     for images, x_int, expected in cases:
@@ -64,22 +64,18 @@ def _run(cases, *, config, mode, seed=0, backpressure="none", p_idle=0.0, inject
     build = build_config(config, name=TOPLEVEL)
     with tempfile.TemporaryDirectory(prefix="ese-sim-") as tmp:
         tmp = Path(tmp)
-        paths = {"EIE_IMAGES": [], "EIE_INPUTS": [], "EIE_OUTPUTS": [], "EIE_EXPECTED": []}
+        knobs = {"images": [], "inputs": [], "outputs": [], "expected": []}
         for k, (_, image_dir, x, expected) in enumerate(loaded):
-            paths["EIE_IMAGES"].append(str(image_dir.resolve()))
+            knobs["images"].append(image_dir)
             np.save(tmp / f"x{k}.npy", x)
-            paths["EIE_INPUTS"].append(str(tmp / f"x{k}.npy"))
-            paths["EIE_OUTPUTS"].append(str(tmp / f"y{k}.npy"))
+            knobs["inputs"].append(tmp / f"x{k}.npy")
+            knobs["outputs"].append(tmp / f"y{k}.npy")
             if expected is not None:
                 np.save(tmp / f"expected{k}.npy", np.asarray(expected, dtype=np.int64))
-                paths["EIE_EXPECTED"].append(str(tmp / f"expected{k}.npy"))
-        env = {name: os.pathsep.join(p) for name, p in paths.items() if p}
-        env.update({"EIE_MODE": mode, "EIE_CYCLES": str(tmp / "cycles.json"), "EIE_SEED": str(seed),
-                    "EIE_BACKPRESSURE": backpressure, "EIE_IDLE": str(p_idle), "EIE_SERIAL": "0" if overlap else "1"})
-        if inject_fault:
-            env["EIE_INJECT_FAULT"] = "1"
-        env.update(extra_env or {})
-        run_cocotb(build, TEST_MODULE, "run_lstm", env)
+                knobs["expected"].append(tmp / f"expected{k}.npy")
+        knobs.update({"mode": mode, "cycles": tmp / "cycles.json", "seed": seed, "backpressure": backpressure,
+                      "idle": p_idle, "serial": not overlap, "inject_fault": inject_fault, **(extra_knobs or {})})
+        run_cocotb(build, TEST_MODULE, "run_lstm", plusargs=knob_plusargs(tmp / "knobs.json", **knobs))
         summary = json.loads((tmp / "cycles.json").read_text())
         results = []
         for k, report in enumerate(summary["cases"]):
@@ -109,7 +105,7 @@ def verify_lstm(images, x_int, expected=None, **kw) -> LSTMSimResult:
 
 
 def verify_lstm_suite(cases, *, config=None, seed: int = 0, backpressure: str = "none", p_idle: float = 0.0,
-                      inject_fault: bool = False, overlap: bool = True, extra_env=None) -> list[LSTMSimResult]:
+                      inject_fault: bool = False, overlap: bool = True, extra_knobs=None) -> list[LSTMSimResult]:
     """:func:`verify_lstm` of several ``(images, x_int, expected or None)`` in one simulation: the image
     sets are loaded one after the other into the running accelerator, without a reset in between."""
     from eie.sim.lstm import run_lstm_golden
@@ -120,4 +116,4 @@ def verify_lstm_suite(cases, *, config=None, seed: int = 0, backpressure: str = 
             expected = run_lstm_golden(images, x_int).outputs
         checked.append((images, x_int, expected))
     return _run(checked, config=config, mode="check", seed=seed, backpressure=backpressure, p_idle=p_idle,
-                inject_fault=inject_fault, overlap=overlap, extra_env=extra_env)
+                inject_fault=inject_fault, overlap=overlap, extra_knobs=extra_knobs)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eie.tb.knobs import knob_plusargs
 from eie.tb.runner import Build, _hw_source_digest, _sha, build_root, build_verilog, run_cocotb
 
 __all__ = ["host_top_verilog", "build_host_top", "run_host_link", "TEST_MODULE", "TOPLEVEL"]
@@ -64,24 +65,22 @@ def run_host_link(cases, testcase: str, *, divisor: int = 4, timeout: int = 2000
     Returns
     -------
     dict
-        The test's figures (``EIE_REPORT``).
+        The test's figures (its ``report`` knob).
     """
     config = cases[0][0].config
     build = build_host_top(config, images=cases[0][0] if baked else None, divisor=divisor, timeout=timeout)
     with tempfile.TemporaryDirectory(prefix="eie-host-") as tmp:
         tmp = Path(tmp)
-        env = {"EIE_IMAGES": [], "EIE_INPUTS": [], "EIE_EXPECTED": []}
+        knobs = {"images": [], "inputs": [], "expected": []}
         for k, (images, x, expected) in enumerate(cases):
             np.save(tmp / f"x{k}.npy", np.asarray(x, dtype=np.int64))
             np.save(tmp / f"y{k}.npy", np.asarray(expected, dtype=np.int64))
-            env["EIE_IMAGES"].append(str(Path(images.path).resolve()))
-            env["EIE_INPUTS"].append(str(tmp / f"x{k}.npy"))
-            env["EIE_EXPECTED"].append(str(tmp / f"y{k}.npy"))
-        env = {name: os.pathsep.join(paths) for name, paths in env.items()}
-        env.update({"EIE_DIVISOR": str(divisor), "EIE_PORT_TIMEOUT": repr(port_timeout),
-                    "EIE_BAKED": "1" if baked else "0", "EIE_INJECT_FAULT": "1" if inject_fault else "0",
-                    "EIE_REPORT": str(tmp / "report.json"), "EIE_LOAD_FRAME": str(load_frame)})
-        result = run_cocotb(build, TEST_MODULE, testcase, env)
+            knobs["images"].append(Path(images.path))
+            knobs["inputs"].append(tmp / f"x{k}.npy")
+            knobs["expected"].append(tmp / f"y{k}.npy")
+        knobs.update({"divisor": divisor, "port_timeout": port_timeout, "baked": baked, "inject_fault": inject_fault,
+                      "report": tmp / "report.json", "load_frame": load_frame})
+        result = run_cocotb(build, TEST_MODULE, testcase, plusargs=knob_plusargs(tmp / "knobs.json", **knobs))
         report = json.loads((tmp / "report.json").read_text())
     report["sim_seconds"] = round(result.seconds, 2)
     report["build_seconds"] = round(build.seconds, 2)

@@ -1,18 +1,17 @@
 """The runner's own check: a tiny Amaranth counter and a cocotb test of it.
 
 ``counter_verilog()`` gives the design; ``tests/test_tb_runner.py`` builds it through
-``tb.runner`` and runs the cocotb tests below, including one that must fail when
-``EIE_INJECT_FAULT=1`` (it then expects a wrong count), proving failures reach pytest.
+``tb.runner`` and runs the cocotb tests below, including one that must fail when the knob
+``inject_fault`` is on (it then expects a wrong count), proving failures reach pytest.
 """
 
 from __future__ import annotations
-
-import os
 
 import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from eie.tb.driver import start_clock_and_reset
+from eie.tb.knobs import read_knobs
 
 
 def counter_verilog(width: int = 8, name: str = "counter") -> str:
@@ -41,7 +40,7 @@ def counter_verilog(width: int = 8, name: str = "counter") -> str:
 async def counts_enabled_cycles(dut, cycles):
     await start_clock_and_reset(dut)
     width = len(dut.count)
-    fault = os.environ.get("EIE_INJECT_FAULT") == "1"
+    fault = read_knobs().flag("inject_fault")
     dut.en.value = 1
     await ClockCycles(dut.clk, cycles)
     dut.en.value = 0
@@ -54,8 +53,8 @@ async def counts_enabled_cycles(dut, cycles):
 
 @cocotb.test()
 async def hangs_when_asked(dut):
-    """Busy-waits in Python without advancing time when ``EIE_SELFTEST_HANG=1`` (for the
-    runner's wall-clock timeout)."""
-    if os.environ.get("EIE_SELFTEST_HANG") == "1":
+    """Busy-waits in Python without advancing time when the knob ``hang`` is on (for the runner's
+    wall-clock timeout)."""
+    if read_knobs().flag("hang"):
         while True:
             pass

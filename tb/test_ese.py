@@ -1,24 +1,29 @@
 """cocotb test of the ESE accelerator (LSTM): whole sequences, every output against the golden model.
 
 Run through :func:`eie.tb.runner.run_cocotb` (pytest: ``tests/test_rtl_ese.py``; Python API:
-:mod:`eie.tb.ese_run`). The variables are those of ``tb/test_accelerator.py`` (``EIE_IMAGES``,
-``EIE_INPUTS``, ``EIE_EXPECTED``, ``EIE_MODE``, ``EIE_OUTPUTS``, ``EIE_CYCLES``, ``EIE_SEED``,
-``EIE_BACKPRESSURE``, ``EIE_IDLE``, ``EIE_INJECT_FAULT``, ``EIE_MAX_CYCLES``), with:
+:mod:`eie.tb.ese_run`, which writes the knobs, :mod:`eie.tb.knobs`):
 
-==================== ===========================================================================
-``EIE_INPUTS``       ``.npy`` of integer sequences ``(batch, T, I)``
-``EIE_EXPECTED``     ``.npy`` of golden outputs ``(batch, n_out)``, or ``(batch, T, n_out)`` for an
-                     every-step model
-``EIE_SERIAL``       ``1``: turn the scheduler's overlap off (``Flags.SERIAL``), for comparison
-``EIE_CYCLES``       JSON per image set: ``cycles`` per sequence and ``phases`` (per sequence, per
-                     step, the cycles of each phase), ``load_cycles``, ``cfg_writes``
-==================== ===========================================================================
+================ ===============================================================================
+``images``       image directories, loaded one after the other into the running accelerator
+``inputs``       one ``.npy`` of integer sequences ``(batch, T, I)`` per image set
+``mode``         ``"check"`` (the scoreboard checks every output) or ``"run"`` (record only)
+``expected``     (check) one ``.npy`` of golden outputs ``(batch, n_out)``, or ``(batch, T, n_out)``
+                 for an every-step model, per image set
+``outputs``      where to write each image set's outputs (optional)
+``cycles``       where to write, per image set, ``cycles`` per sequence and ``phases`` (per
+                 sequence, per step, the cycles of each phase), ``load_cycles``, ``cfg_writes``
+``seed``         the back-pressure and idle patterns' seed
+``backpressure`` the output's ready pattern (:class:`eie.tb.driver.ReadyPattern`)
+``idle``         the probability of an idle cycle between inputs
+``serial``       turn the scheduler's overlap off (``Flags.SERIAL``), for comparison
+``inject_fault`` the scoreboard corrupts one expectation (first image set), so the test must fail
+``max_cycles``   per-sequence timeout in cycles (default: a bound from the images)
+================ ===============================================================================
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import cocotb
@@ -26,8 +31,9 @@ import numpy as np
 
 from eie.tb.driver import ReadyPattern, cycle_now
 from eie.tb.ese_driver import ESETB
-from eie.tb.scoreboard import Scoreboard, inject_fault_enabled
-from eie.tb.test_accelerator import _env_path, _env_paths, _write_atomic
+from eie.tb.knobs import read_knobs
+from eie.tb.scoreboard import Scoreboard
+from eie.tb.test_accelerator import _write_atomic
 
 
 class SequenceScoreboard(Scoreboard):
@@ -56,7 +62,7 @@ def timeout_cycles(images, steps: int, p_ready: float = 1.0) -> int:
     return int((8 * per_step * steps + 4000) / p_ready)
 
 
-async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fault, overlap):
+async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fault, overlap, max_cycles=None):
     """Load one image set and run its sequences; returns ``(outputs, report)``."""
     info = images.lstm
     n_out = images.n_out
@@ -70,7 +76,7 @@ async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fau
             raise RuntimeError(f"expected outputs have shape {expected.shape}, the sequences need {want}")
         scoreboard = SequenceScoreboard(expected, n_out=n_out, every_step=info.every_step, n_pe=images.config.n_pe,
                                         layer=len(images.layers) - 1, inject_fault=inject_fault, context=context)
-    max_cycles = int(os.environ.get("EIE_MAX_CYCLES") or timeout_cycles(images, x.shape[1], pattern.p_ready))
+    max_cycles = int(max_cycles or timeout_cycles(images, x.shape[1], pattern.p_ready))
     t0, wall0 = cycle_now(), time.monotonic()
     writes = await tb.load_images(images, overlap=overlap)
     load_cycles, load_wall = cycle_now() - t0, time.monotonic() - wall0
@@ -97,20 +103,21 @@ async def run_lstm(dut):
     from eie.spec.ese_image import load_lstm_images
 
     t_wall = time.monotonic()
-    image_dirs = _env_paths("EIE_IMAGES")
-    inputs = _env_paths("EIE_INPUTS")
-    mode = os.environ.get("EIE_MODE", "check")
+    knobs = read_knobs()
+    image_dirs = knobs.paths("images")
+    inputs = knobs.paths("inputs")
+    mode = knobs.get("mode", "check")
     if mode not in ("check", "run"):
-        raise RuntimeError(f"EIE_MODE must be 'check' or 'run', not {mode!r}")
-    expected = _env_paths("EIE_EXPECTED") if mode == "check" else [None] * len(image_dirs)
-    outputs_to = _env_paths("EIE_OUTPUTS", required=False)
-    for name, paths in (("EIE_INPUTS", inputs), ("EIE_EXPECTED", expected), ("EIE_OUTPUTS", outputs_to or image_dirs)):
+        raise RuntimeError(f"knob mode must be 'check' or 'run', not {mode!r}")
+    expected = knobs.paths("expected") if mode == "check" else [None] * len(image_dirs)
+    outputs_to = knobs.paths("outputs", required=False)
+    for name, paths in (("inputs", inputs), ("expected", expected), ("outputs", outputs_to or image_dirs)):
         if len(paths) != len(image_dirs):
-            raise RuntimeError(f"{name} lists {len(paths)} paths for {len(image_dirs)} image sets")
-    seed = int(os.environ.get("EIE_SEED", "0"))
-    pattern = ReadyPattern.parse(os.environ.get("EIE_BACKPRESSURE"), seed)
-    p_idle = float(os.environ.get("EIE_IDLE", "0"))
-    overlap = os.environ.get("EIE_SERIAL", "0").strip() in ("", "0")
+            raise RuntimeError(f"knob {name} lists {len(paths)} paths for {len(image_dirs)} image sets")
+    seed = int(knobs.get("seed", 0))
+    pattern = ReadyPattern.parse(knobs.get("backpressure"), seed)
+    p_idle = float(knobs.get("idle", 0.0))
+    overlap = not knobs.flag("serial")
 
     tb = ESETB(dut, seed=seed, backpressure=pattern, p_idle=p_idle)
     await tb.start()
@@ -122,7 +129,8 @@ async def run_lstm(dut):
             raise RuntimeError(f"{inputs[k]} holds shape {x.shape}; the sequences must be (batch, steps, inputs)")
         want = None if expected[k] is None else np.load(expected[k])
         y, report = await run_case(tb, images, x, want, seed=seed, pattern=pattern, p_idle=p_idle,
-                                   inject_fault=inject_fault_enabled(os.environ) and k == 0, overlap=overlap)
+                                   inject_fault=knobs.flag("inject_fault") and k == 0, overlap=overlap,
+                                   max_cycles=knobs.get("max_cycles"))
         if outputs_to:
             _write_atomic(outputs_to[k], lambda p, y=y: np.save(open(p, "wb"), y))
         reports.append(report)
@@ -132,7 +140,7 @@ async def run_lstm(dut):
     dut._log.info("%d image set(s), %d sequences: %s; %d simulated cycles in %.2f s (%.0f cycles/s)",
                   len(image_dirs), n_sequences, "all outputs bit-exact" if mode == "check" else "outputs recorded",
                   simulated, wall, simulated / wall if wall else 0.0)
-    if (cyc_path := _env_path("EIE_CYCLES", required=False)) is not None:
+    if (cyc_path := knobs.path("cycles", required=False)) is not None:
         summary = {"cases": reports, "simulated_cycles": simulated, "wall_seconds": round(wall, 3), "seed": seed,
                    "p_ready": pattern.p_ready, "p_idle": p_idle, "overlap": overlap}
         _write_atomic(cyc_path, lambda p: p.write_text(json.dumps(summary) + "\n"))

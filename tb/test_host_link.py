@@ -2,27 +2,27 @@
 ``rx``/``tx`` pins by the host client :class:`eie.host.Device` itself, bridged into the simulation
 (:class:`eie.tb.host_serial.SimSerial` on cocotbext-uart).
 
-Run through :func:`eie.tb.host_sim.run_host_link` (pytest: ``tests/test_rtl_host_link.py``). Variables:
+Run through :func:`eie.tb.host_sim.run_host_link` (pytest: ``tests/test_rtl_host_link.py``), which
+writes the knobs (:mod:`eie.tb.knobs`):
 
-==================== ===========================================================================
-``EIE_IMAGES``       image directories (``os.pathsep``-separated), loaded and run one after the
-                     other through the protocol without a reset
-``EIE_INPUTS``       one ``.npy`` of integer inputs ``(batch, n_in)`` per image set
-``EIE_EXPECTED``     one ``.npy`` of golden outputs per image set
-``EIE_DIVISOR``      the DUT's clocks per UART bit
-``EIE_PORT_TIMEOUT`` the client's read timeout in simulated seconds
-``EIE_BAKED``        ``1``: the DUT was built with the first image set baked in (no load expected)
-``EIE_INJECT_FAULT`` ``1``: the scoreboard corrupts one expectation, so ``end_to_end`` must fail
-``EIE_REPORT``       where to write the measured figures as JSON (optional)
-==================== ===========================================================================
+================ ===============================================================================
+``images``       image directories, loaded and run one after the other through the protocol
+                 without a reset
+``inputs``       one ``.npy`` of integer inputs ``(batch, n_in)`` per image set
+``expected``     one ``.npy`` of golden outputs per image set
+``divisor``      the DUT's clocks per UART bit
+``port_timeout`` the client's read timeout in simulated seconds
+``load_frame``   the client's LOAD_DATA payload size in bytes
+``baked``        the DUT was built with the first image set baked in (no load expected)
+``inject_fault`` the scoreboard corrupts one expectation, so ``end_to_end`` must fail
+``report``       where to write the measured figures as JSON (optional)
+================ ===============================================================================
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -32,36 +32,30 @@ from eie.host import Device
 from eie.tb.driver import cycle_now, start_clock_and_reset
 from eie.tb.host_scenarios import CASES, check_errors, load_and_run
 from eie.tb.host_serial import SimSerial
+from eie.tb.knobs import read_knobs
 from eie.tb.runner import CLOCK_PERIOD_NS
-from eie.tb.scoreboard import Scoreboard, inject_fault_enabled
+from eie.tb.scoreboard import Scoreboard
 
 
-def _paths(name: str) -> list[Path]:
-    value = os.environ.get(name)
-    if not value:
-        raise RuntimeError(f"environment variable {name} is not set; see tb/test_host_link.py")
-    return [Path(p) for p in value.split(os.pathsep)]
-
-
-def _cases():
+def _cases(knobs):
     from eie.spec.image import load_images
-    images, inputs, expected = _paths("EIE_IMAGES"), _paths("EIE_INPUTS"), _paths("EIE_EXPECTED")
+    images, inputs, expected = knobs.paths("images"), knobs.paths("inputs"), knobs.paths("expected")
     if not len(images) == len(inputs) == len(expected):
-        raise RuntimeError("EIE_IMAGES, EIE_INPUTS and EIE_EXPECTED must list as many paths")
+        raise RuntimeError("knobs images, inputs and expected must list as many paths")
     return [(load_images(d), np.atleast_2d(np.load(x)), np.load(y)) for d, x, y in zip(images, inputs, expected)]
 
 
-async def _start(dut) -> Device:
-    divisor = int(os.environ["EIE_DIVISOR"])
+async def _start(dut, knobs) -> Device:
+    divisor = int(knobs.require("divisor"))
     port = SimSerial(dut.rx, dut.tx, baudrate=1e9 / (CLOCK_PERIOD_NS * divisor),
-                     timeout=float(os.environ.get("EIE_PORT_TIMEOUT", "1e-3")))
+                     timeout=float(knobs.get("port_timeout", 1e-3)))
     await start_clock_and_reset(dut)
-    return Device(port, load_frame_bytes=int(os.environ.get("EIE_LOAD_FRAME", "1024")))
+    return Device(port, load_frame_bytes=int(knobs.get("load_frame", 1024)))
 
 
-def _report(figures: dict) -> None:
-    if path := os.environ.get("EIE_REPORT"):
-        Path(path).write_text(json.dumps(figures) + "\n")
+def _report(knobs, figures: dict) -> None:
+    if (path := knobs.path("report", required=False)) is not None:
+        path.write_text(json.dumps(figures) + "\n")
 
 
 @cocotb.test()
@@ -69,13 +63,14 @@ async def end_to_end(dut):
     """Every image set loaded through the protocol (one over the other), every input run, every
     output vector checked against the golden model by the scoreboard."""
     wall = time.monotonic()
-    device = await _start(dut)
+    knobs = read_knobs()
+    device = await _start(dut, knobs)
     port = device.port
-    baked = os.environ.get("EIE_BAKED", "0") == "1"
+    baked = knobs.flag("baked")
     figures = []
-    for k, (images, x, expected) in enumerate(_cases()):
+    for k, (images, x, expected) in enumerate(_cases(knobs)):
         scoreboard = Scoreboard(expected, n_pe=images.config.n_pe, layer=len(images.layers) - 1,
-                                inject_fault=inject_fault_enabled(os.environ) and k == 0,
+                                inject_fault=knobs.flag("inject_fault") and k == 0,
                                 context=f" [image set {k}: {images.path}]")
         if k == 0:
             status = await bridge(device.status)()
@@ -93,16 +88,18 @@ async def end_to_end(dut):
                         "run_wall_cycles": cycle_now() - t1})
         dut._log.info("image set %d: %d writes in %d bytes and %d cycles; %d inputs bit-exact, compute cycles %s",
                       k, writes, load_bytes, load_cycles, len(x), result["cycles"])
-    _report({"cases": figures, "simulated_cycles": cycle_now(), "wall_seconds": round(time.monotonic() - wall, 3)})
+    _report(knobs, {"cases": figures, "simulated_cycles": cycle_now(),
+                    "wall_seconds": round(time.monotonic() - wall, 3)})
 
 
 @cocotb.test()
 async def protocol_errors(dut):
     """Every protocol error case of :func:`eie.tb.host_scenarios.check_errors` on the first image set."""
-    device = await _start(dut)
-    images, x, expected = _cases()[0]
+    knobs = read_knobs()
+    device = await _start(dut, knobs)
+    images, x, expected = _cases(knobs)[0]
     if not await bridge(device.holds)(images):
         await bridge(device.load)(images)
     done = await bridge(check_errors)(device, images, x, expected)
     assert done == CASES, f"cases run: {done}"
-    _report({"cases": done, "simulated_cycles": cycle_now()})
+    _report(knobs, {"cases": done, "simulated_cycles": cycle_now()})

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from eie.tb.knobs import knob_plusargs
 from eie.tb.runner import CocotbFailure, build_verilog, run_cocotb
 from eie.tb.selftest_counter import counter_verilog
 
@@ -34,9 +35,9 @@ def test_passing_tests_pass(counter_build):
     assert len(result.passed) == 3, result.passed
 
 
-def test_fault_switch_makes_the_run_fail(counter_build):
+def test_fault_switch_makes_the_run_fail(counter_build, tmp_path):
     with pytest.raises(CocotbFailure, match=r"2 of 3 cocotb test\(s\) failed: counts_enabled_cycles"):
-        run_cocotb(counter_build, MODULE, extra_env={"EIE_INJECT_FAULT": "1"})
+        run_cocotb(counter_build, MODULE, plusargs=knob_plusargs(tmp_path / "knobs.json", inject_fault=True))
 
 
 def test_missing_module_fails(counter_build):
@@ -54,9 +55,9 @@ def test_missing_verilog_fails(tmp_path):
         build_verilog(tmp_path / "nothing.v", "nothing")
 
 
-def test_hanging_simulation_is_killed(counter_build):
+def test_hanging_simulation_is_killed(counter_build, tmp_path):
     t0 = time.monotonic()
     with pytest.raises(CocotbFailure, match="ended without a results file"):
         run_cocotb(counter_build, MODULE, testcase="hangs_when_asked",
-                   extra_env={"EIE_SELFTEST_HANG": "1"}, wall_timeout=3)
+                   plusargs=knob_plusargs(tmp_path / "knobs.json", hang=True), wall_timeout=3)
     assert time.monotonic() - t0 < 300   # killed after its 3 s limit, not left to the default 1800 s
