@@ -53,7 +53,7 @@ bench: $(STAMP)
 bitstream: $(STAMP)
 	$(BIN)/eie digits --out $(OUT)/digits --no-rtl
 	$(BIN)/eie compress $(OUT)/digits/model.pt --data digits --board $(BOARD) --out $(OUT)/$(BOARD)/images
-	$(BIN)/eie build --board $(BOARD) --images $(OUT)/$(BOARD)/images --out $(OUT)/$(BOARD)
+	$(BIN)/eie build --board $(BOARD) --images $(OUT)/$(BOARD)/images --out $(OUT)/$(BOARD)/bitstream
 
 synth-sweep: $(STAMP)
 	$(BIN)/python benchmarks/synth_sweep.py
