@@ -405,19 +405,21 @@ class _JobQueuePEs:
         self.j_prev = np.full(n_pe, NEVER, dtype=np.int64)
         self.f_prev = np.full(n_pe, NEVER, dtype=np.int64)
         self.fifo = timing.unit_fifo_depth
-        self.pop_hist = np.full((n_pe, self.fifo), NEVER, dtype=np.int64)   # folder pops per slot
-        self.n_units = np.zeros(n_pe, dtype=np.int64)
+        # The folder-free cycles F = start + cost of the last ``fifo`` units, oldest first: a unit
+        # issues only after the one ``fifo`` units before it left the FIFO (F), and the newest F
+        # is when the folder can start the next unit.
+        self.last_f = np.full((n_pe, self.fifo), NEVER, dtype=np.int64)
         self.i_last = np.full(n_pe, NEVER, dtype=np.int64)
-        self.fold_free = np.full(n_pe, NEVER, dtype=np.int64)
-        self.last_pop = np.full(n_pe, NEVER, dtype=np.int64)
         self.issued = np.zeros(n_pe, dtype=np.int64)
         self.timing = timing
+        if timing.unit_fifo_depth - 1 < timing.unit_latency:
+            raise ValueError("the unit FIFO must cover its read latency (unit_fifo_depth - 1 >= "
+                             "unit_latency) for the folder to run without gaps inside a column")
 
     def room(self, k: int) -> int:
         return int(self.j_prev.max())
 
     def accept(self, k: int, w: int, j: int) -> None:
-        t = self.timing
         pes = self.pes
         jj = np.maximum(w + 1, self.f_prev)           # pointer register -> job register
         slot = self.n_jobs % self.ring
@@ -432,31 +434,43 @@ class _JobQueuePEs:
                 self.job_hist[pes, slot] = np.where(busy, m, self.job_hist[pes, slot])
             else:
                 ready = f + 1
-            first_issue = None
-            for i in range(int(n_u.max())):
-                act = n_u > i
-                cost = self.u.cost[np.where(act, self.u.base + lo + i, 0)]
-                uslot = self.n_units % self.fifo
-                issue = np.maximum(self.i_last + 1, self.pop_hist[pes, uslot] + 1)
-                if i == 0:
-                    issue = np.maximum(issue, ready)
-                    first_issue = issue
-                start = np.maximum(issue + t.unit_latency, self.fold_free)
-                pop = start + cost - 1
-                self.pop_hist[pes, uslot] = np.where(act, pop, self.pop_hist[pes, uslot])
-                self.n_units += act
-                self.i_last = np.where(act, issue, self.i_last)
-                self.fold_free = np.where(act, start + cost, self.fold_free)
-                self.last_pop = np.where(act, pop, self.last_pop)
-                self.issued += np.where(act, cost, 0)
+            self._column(n_u, lo, ready, busy)
             if not self.buffered:
-                self.job_hist[pes, slot] = np.where(busy, first_issue, self.job_hist[pes, slot])
-            self.q_last = np.where(busy, first_issue, self.q_last)
+                self.job_hist[pes, slot] = np.where(busy, self.q_new, self.job_hist[pes, slot])
+            self.q_last = np.where(busy, self.q_new, self.q_last)
             self.n_jobs += busy
         self.j_prev, self.f_prev = jj, f
 
+    def _column(self, n_u, lo, ready, busy) -> None:
+        """Issue and fold every PE's units of one column.
+
+        The first unit issues at ``I0 = max(last issue + 1, F of the unit fifo units back, job
+        ready)`` and is folded from ``S0 = max(I0 + latency, folder free)``. From then on the folder
+        never waits inside the column (the FIFO covers the latency), so ``F_u = S0 + cost_0 + ... +
+        cost_u``, and unit ``u`` issues at ``max(I_(u-1) + 1, F_(u-fifo))``, whose last value has
+        the closed form ``U - 1 + max(I0, max_v F_(v-fifo) - v)``.
+        """
+        d = self.fifo
+        width = int(n_u.max())
+        cols = np.arange(width)
+        inside = cols[None, :] < n_u[:, None]
+        cost = np.where(inside, self.u.cost[np.where(inside, self.u.base[:, None] + lo[:, None] + cols, 0)], 0)
+        i0 = np.maximum(np.maximum(self.i_last + 1, self.last_f[:, 0]), ready)
+        s0 = np.maximum(i0 + self.timing.unit_latency, self.last_f[:, -1])
+        f_col = s0[:, None] + np.cumsum(cost, axis=1)
+        ext = np.concatenate([self.last_f[:, 1:], f_col], axis=1)      # ext[:, v - 1] = F_(v - d)
+        v = np.arange(1, width)
+        later = np.where(v[None, :] <= n_u[:, None] - 1, ext[:, :width - 1] - v[None, :], NEVER)
+        i_end = n_u - 1 + np.maximum(i0, later.max(axis=1, initial=NEVER))
+        g = np.concatenate([self.last_f, f_col], axis=1)
+        new_last = np.take_along_axis(g, n_u[:, None] + np.arange(d)[None, :], axis=1)
+        self.last_f = np.where(busy[:, None], new_last, self.last_f)
+        self.i_last = np.where(busy, i_end, self.i_last)
+        self.issued += cost.sum(axis=1)
+        self.q_new = i0
+
     def idle(self) -> int:
-        last = np.maximum(self.last_pop + self.timing.folder_to_idle, self.f_prev)
+        last = np.maximum(self.last_f[:, -1] - 1 + self.timing.folder_to_idle, self.f_prev)
         return int(last.max()) + 1
 
 
