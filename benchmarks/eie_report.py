@@ -414,6 +414,9 @@ def main():
                         help="benchmark layers to run through the 64-PE RTL: comma-separated names, "
                              "'auto' (cheapest first within --rtl-budget seconds) or 'none'")
     parser.add_argument("--rtl-budget", type=float, default=1800.0)
+    parser.add_argument("--rtl-only", action="store_true",
+                        help="run the --rtl layers into the RTL cache (rtl-results.json) and stop; a later "
+                             "report on the same hardware sources shows them")
     parser.add_argument("--rtl-check", action="store_true",
                         help="model against RTL on small cases of every regression configuration")
     parser.add_argument("--digits-rtl", action="store_true", help="run the digits model on the RTL too")
@@ -464,6 +467,8 @@ def main():
             spent += time.monotonic() - t
             print(f"  {n}: {np.mean(rtl[n]['layer_cycles']):,.0f} cycles (RTL), "
                   f"{rtl[n]['wall_seconds']:.0f} s", flush=True)
+        if args.rtl_only:
+            return
     else:   # results of earlier runs on the same hardware sources
         config = None
         fp = hw_fingerprint()
