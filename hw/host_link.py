@@ -625,8 +625,9 @@ class HostLink(ConfiguredComponent):
 
     **Latency.** A response's sync byte reaches ``tx`` 3 cycles after the END token of its request
     (RUN: the outputs follow as the accelerator produces them and the line takes them).
-    **Throughput.** LOAD_DATA payloads reach ``cfg`` at the line rate: one write per word's bytes,
-    with no handshake per write or per frame; RUN payloads reach ``i`` at one element per
+    **Throughput.** LOAD_DATA payloads reach ``cfg`` at the line rate (each byte waits one cycle in a
+    register before the record decoder): one write per word's bytes, with no handshake per write or
+    per frame; RUN payloads reach ``i`` at one element per
     ``ceil(act_bits / 8)`` bytes, each offered in the cycle after its last byte arrives.
     **Back-pressure.** ``tx`` and ``o`` are honoured every cycle.
 
@@ -701,9 +702,15 @@ class HostLink(ConfiguredComponent):
         # One shift register: LOAD_END's payload shifts in, a STATUS response turns it round, and
         # while a load is in progress (nothing is loaded) the record decoder assembles words in it.
         m.d.comb += records.word.eq(e.image[-len(records.word):])
-        m.d.comb += records.i.payload.eq(e.tok.payload.byte)
         with m.If(e.shift_image | records.shift):
-            m.d.sync += e.image.eq(Cat(e.image[8:], Mux(e.state_is_payload, records.shift_byte, e.image[:8])))
+            m.d.sync += e.image.eq(Cat(e.image[8:], Mux(records.shift, records.shift_byte,
+                                                        Mux(e.state_is_payload, e.tok.payload.byte, e.image[:8]))))
+        # LOAD_DATA bytes reach the record decoder through a one-byte register, so the framer's
+        # ready never waits on the decoder's state (that chain was the iCE40's critical path); the
+        # bytes come a character time apart, the register takes one every other cycle.
+        m.d.comb += [records.i.valid.eq(e.held_valid), records.i.payload.eq(e.held)]
+        with m.If(records.i.ready):
+            m.d.sync += e.held_valid.eq(0)
         self._counter(m, e)
         self._line_errors(m, e)
         self._reply_byte(m, e)
@@ -812,7 +819,9 @@ class HostLink(ConfiguredComponent):
                     with m.Else():
                         m.d.comb += e.shift_image.eq(1)
             with m.Case(_Mode.RECORDS):
-                m.d.comb += [e.records.i.valid.eq(tok.valid & is_data), tok.ready.eq(is_data & e.records.i.ready)]
+                m.d.comb += tok.ready.eq(is_data & ~e.held_valid)
+                with m.If(taken):
+                    m.d.sync += [e.held.eq(byte), e.held_valid.eq(1)]
             with m.Case(_Mode.INPUT):
                 m.d.comb += tok.ready.eq(is_data & ~e.element_valid)
                 with m.If(taken):
@@ -846,7 +855,7 @@ class HostLink(ConfiguredComponent):
                 m.d.comb += code.eq(e.errors.load_error)
             with m.Elif(~e.matches):
                 m.d.comb += code.eq(ErrorCode.COUNT_MISMATCH)
-        with m.If(~(cmd == Command.LOAD_DATA) | e.records.idle):    # every write of a frame counted
+        with m.If(~(cmd == Command.LOAD_DATA) | (e.records.idle & ~e.held_valid)):    # every write counted
             m.d.sync += [e.code.eq(code), e.frame_ok.eq(frame_error == ErrorCode.NONE)]
             m.next = "APPLY"
 
@@ -969,16 +978,19 @@ class HostLink(ConfiguredComponent):
                     m.d.sync += e.index.eq(0)
                     m.next = "OUTPUTS"
         with m.State("OUTPUTS"):
-            element = Signal(8 * e.act_bytes)
-            m.d.comb += element.eq(self.o.payload)      # sign-extended to whole bytes
-            with m.If(self.o.valid):
-                m.d.comb += [out.valid.eq(1), out.payload.byte.eq(element.word_select(e.index[:3], 8))]
+            # Each output is taken into ``e.out_element`` (sign-extended to whole bytes) and sent from
+            # there, so the accelerator's ``o.ready`` never waits on the UART (the iCE40's critical
+            # path ran from the transmitter's timer into the output collector).
+            m.d.comb += self.o.ready.eq(~e.out_valid)
+            with m.If(self.o.valid & ~e.out_valid):
+                m.d.sync += [e.out_element.eq(self.o.payload), e.out_valid.eq(1)]
+            with m.If(e.out_valid):
+                m.d.comb += [out.valid.eq(1), out.payload.byte.eq(e.out_element.word_select(e.index[:3], 8))]
                 with m.If(out.ready):
                     m.d.sync += e.index.eq(e.index + 1)
                     with m.If(e.index == e.act_bytes - 1):
-                        m.d.comb += self.o.ready.eq(1)
-                        m.d.sync += e.index.eq(0)
-            with m.Elif(e.done_seen):
+                        m.d.sync += [e.index.eq(0), e.out_valid.eq(0)]
+            with m.Elif(~self.o.valid & e.done_seen):
                 m.d.sync += [e.reply.eq(_Reply.WRITES), e.index.eq(4)]
                 m.next = "SEND"
         with m.State("SENT"):
@@ -1018,11 +1030,15 @@ class _Engine:
         self.line_error = Signal(ErrorCode)    # the first UART error while its payload arrived
         self.code = Signal(ErrorCode)          # the error it ended with
         self.frame_ok = Signal()               # no error of the frame itself (only the command's)
+        self.held = Signal(8)                  # a LOAD_DATA byte on its way to the record decoder
+        self.held_valid = Signal()
         self.index = Signal(5)                 # payload byte, element byte or response byte
         self.matches = Signal()                # LOAD_BEGIN's hash, LOAD_END's count so far
         self.count_byte = self.count.word_select(self.index[:2], 8)
         self.element = Signal(8 * self.act_bytes)
         self.element_valid = Signal()
+        self.out_element = Signal(8 * self.act_bytes)    # an output on its way to the line
+        self.out_valid = Signal()
         self.reply = Signal(_Reply)
         self.reply_byte = Signal(8)
         self.reply_last = Signal()
