@@ -60,25 +60,31 @@ def _rel_errors(model, rtl):
     return np.abs(model - rtl) / rtl
 
 
+_RUNS: dict = {}
+
+
 @pytest.fixture(scope="module")
 def rtl_runs(tmp_path_factory):
-    """``{config name: [(images, x, rtl layer_cycles, rtl cycles)]}``, one simulation per config."""
+    """``rtl_runs(name)``: ``[(images, x, rtl layer_cycles, rtl cycles)]`` of a configuration's cases,
+    simulated once (one simulation per configuration; only the configurations a test needs)."""
     from eie.tb.regression import CONFIGS
     from eie.tb.sim_run import verify_suite
-    runs = {}
-    for name, cases in RTL_CASES.items():
-        config = CONFIGS[name]
-        made = [_case(tmp_path_factory.mktemp(name), config, *c) for c in cases]
-        results = verify_suite([(images, x, None) for images, x in made], config=config)
-        runs[name] = [(images, x, r.layer_cycles, r.cycles) for (images, x), r in zip(made, results)]
-    return runs
+
+    def run(name):
+        if name not in _RUNS:
+            config = CONFIGS[name]
+            made = [_case(tmp_path_factory.mktemp(name), config, *c) for c in RTL_CASES[name]]
+            results = verify_suite([(images, x, None) for images, x in made], config=config)
+            _RUNS[name] = [(images, x, r.layer_cycles, r.cycles) for (images, x), r in zip(made, results)]
+        return _RUNS[name]
+    return run
 
 
 @pytest.mark.rtl
 @pytest.mark.parametrize("name", list(RTL_CASES))
 def test_model_predicts_rtl_cycles(rtl_runs, name):
     errors = []
-    for images, x, rtl_layers, rtl_total in rtl_runs[name]:
+    for images, x, rtl_layers, rtl_total in rtl_runs(name):
         pred = model_cycles(images, x, timing=_timing())
         err = _rel_errors(pred.layer_cycles, rtl_layers)
         assert err.max() <= BOUND, (f"{name}: model {pred.layer_cycles.tolist()} vs RTL "
@@ -95,10 +101,10 @@ def test_wrong_models_miss_the_bound(rtl_runs):
     case (the broadcast stalls whenever one PE has a long column)."""
     timing = _timing()
     wrong_padding = FOLDED_PADDING if timing.fetch == "entries" else EIE_PADDED
-    images, x, rtl_layers, _ = rtl_runs["pe1_q8_idx2"][1]
+    images, x, rtl_layers, _ = rtl_runs("pe1_q8_idx2")[1]
     pred = model_cycles(images, x, timing=wrong_padding)
     assert _rel_errors(pred.layer_cycles, rtl_layers).max() > BOUND
-    images, x, rtl_layers, _ = rtl_runs["pe64_q8"][0]
+    images, x, rtl_layers, _ = rtl_runs("pe64_q8")[0]
     pred = model_cycles(images, x, queue_depth=1, timing=timing)
     assert _rel_errors(pred.layer_cycles, rtl_layers).max() > BOUND
 
