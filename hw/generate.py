@@ -75,49 +75,48 @@ def generate_verilog(config: EIEConfig, images=None, name: str = "eie_top", *,
         return verilog.convert(top, name=name, emit_src=False)
 
 
-def add_preload(text: str, name: str = "eie_top", *, n_pe: int | None = None) -> str:
-    """Verilog ``text`` of the EIE array whose PE memories can be filled at time 0 from files.
+def add_preload(text: str, name: str = "eie_top", *, n_pe: int) -> str:
+    """Verilog ``text`` of the simulated EIE array (:func:`register_reset`'s wrapper ``name``
+    around the core instance ``core``) whose PE memories can be filled at time 0 from files.
 
-    Every memory of :data:`PRELOAD_FILES` gets an ``initial`` block that, when the simulation
-    is started with ``+eie_preload=DIR``, reads ``DIR/pe<p:03d>.<kind>.hex`` with ``$readmemh``;
-    without the plus-argument nothing happens, so one build serves both ways of loading (and
-    the images need not be known when building). Only for simulation: the blocks use
-    ``$value$plusargs`` and a ``string``.
+    The wrapper gets one ``initial`` block that, when the simulation is started with
+    ``+eie_preload=DIR``, reads ``DIR/pe<p:03d>.<kind>.hex`` into each memory of
+    :data:`PRELOAD_FILES` of each of the ``n_pe`` PEs with ``$readmemh`` (hierarchical
+    references: the PE modules stay as generated);
+    without the plus-argument nothing happens, so one build serves both ways of loading and the
+    images need not be known when building. Only for simulation (``$value$plusargs``, ``string``).
 
     Raises
     ------
     ValueError
-        A memory of :data:`PRELOAD_FILES` is missing from ``text`` for one of the ``n_pe``
-        PEs (default: every PE that has one of them), e.g. because the hardware renamed it.
+        ``text`` has no wrapper ``name`` instantiating ``core``, the core lacks one of the
+        ``n_pe`` PEs, or a PE unit lacks a memory of :data:`PRELOAD_FILES` (the hardware renamed
+        it).
     """
-    units = "|".join(sorted({unit for unit, _ in PRELOAD_FILES}))
-    module = re.compile(rf"^module \\{re.escape(name)}\.pe(\d+)\.({units}) ", re.M)
-    out, pos, found = [], 0, set()
-    for m in module.finditer(text):
-        pe, unit = int(m.group(1)), m.group(2)
-        end = text.index("\nendmodule", m.end())
-        body = text[m.start():end]
-        for (u, mem), kind in PRELOAD_FILES.items():
-            if u != unit:
-                continue
-            decl = re.search(rf"^  reg \[\d+:0\] {mem} \[\d+:0\];\n", body, re.M)
-            if decl is None:
-                raise ValueError(f"PE {pe}'s {unit} has no memory {mem!r} to preload")
-            block = (f"  initial begin : preload_{mem}\n"
-                     f"    string dir;\n"
-                     f"    if ($value$plusargs(\"{PRELOAD_PLUSARG}=%s\", dir))\n"
-                     f"      $readmemh({{dir, \"/pe{pe:03d}.{kind}.hex\"}}, {mem});\n"
-                     f"  end\n")
-            body = body[:decl.end()] + block + body[decl.end():]
-            found.add((pe, u, mem))
-        out += [text[pos:m.start()], body]
-        pos = end
-    out.append(text[pos:])
-    pes = range(n_pe) if n_pe is not None else sorted({pe for pe, _, _ in found}) or [0]
-    missing = [(p, u, mem) for p in pes for u, mem in PRELOAD_FILES if (p, u, mem) not in found]
-    if missing:
-        raise ValueError(f"no memory to preload for {missing[:4]} in the Verilog of {name}")
-    return "".join(out)
+    core = _module(text, f"{name}__core")
+    wrapper = _module(text, name)
+    if core is None or wrapper is None or " core (" not in wrapper.group(0):
+        raise ValueError(f"no wrapper {name} around {name}__core (see register_reset)")
+    for p in range(n_pe):
+        if f" pe{p} (" not in core.group(0):
+            raise ValueError(f"{name}__core has no PE instance pe{p}")
+    for unit, mem in PRELOAD_FILES:
+        pe_unit = re.search(rf"^module \\{re.escape(name)}\.pe\d+\.{unit} .*?^endmodule", text, re.M | re.S)
+        if pe_unit is None or not re.search(rf"^  reg \[\d+:0\] {mem} \[\d+:0\];$", pe_unit.group(0), re.M):
+            raise ValueError(f"the PEs' {unit} has no memory {mem!r} to preload")
+    reads = "".join(f"      $readmemh({{dir, \"/pe{p:03d}.{kind}.hex\"}}, core.pe{p}.{unit}.{mem});\n"
+                    for p in range(n_pe) for (unit, mem), kind in PRELOAD_FILES.items())
+    block = (f"  initial begin : preload\n"
+             f"    string dir;\n"
+             f"    if ($value$plusargs(\"{PRELOAD_PLUSARG}=%s\", dir)) begin\n{reads}    end\n"
+             f"  end\n")
+    at = wrapper.end() - len("endmodule\n")
+    return text[:at] + block + text[at:]
+
+
+def _module(text: str, name: str):
+    """The match of module ``name`` (plain identifier) from ``module`` to ``endmodule``."""
+    return re.search(rf"^module {re.escape(name)}\(.*?^endmodule\n", text, re.M | re.S)
 
 
 def register_reset(text: str, name: str = "eie_top") -> str:

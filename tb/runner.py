@@ -341,7 +341,7 @@ def _ports_only_verilator(reused_objects=(), cxx_opt="-Os"):
 
 
 #: What :func:`config_verilog` does to the generated Verilog (part of its cache key).
-_SIM_VERILOG = "zero_init=False preload register_reset"
+_SIM_VERILOG = "zero_init=False register_reset preload(wrapper)"
 
 
 def _hw_source_digest() -> str:
@@ -360,9 +360,9 @@ def config_verilog(config, *, name: str = "eie_top") -> str:
 
     All-zero memory initialisers are left out (Verilator starts every variable at zero; for 64
     PEs with EIE-sized memories that is 21 s of generation and 5 MB of Verilog instead of six
-    minutes and 118 MB). An EIE array also gets the preloading hooks of
-    :func:`eie.hw.generate.add_preload` (see :func:`write_preload`) and its ``rst`` through a
-    register (:func:`eie.hw.generate.register_reset`).
+    minutes and 118 MB). ``rst`` goes through a register (:func:`eie.hw.generate.register_reset`),
+    and an EIE array gets the preloading hooks of :func:`eie.hw.generate.add_preload` (see
+    :func:`write_preload`).
 
     The cache key is the full configuration (``queue_depth`` included: it changes the RTL)
     and the source of ``hw/``, so an edit of the generator regenerates.
@@ -375,9 +375,9 @@ def config_verilog(config, *, name: str = "eie_top") -> str:
         return path.read_text()
     from eie.hw.generate import add_preload, generate_verilog, register_reset
     text = generate_verilog(config, images=None, name=name, zero_init=False)
+    text = register_reset(text, name)
     if not isinstance(config, ESEConfig):
         text = add_preload(text, name, n_pe=config.n_pe)
-    text = register_reset(text, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:

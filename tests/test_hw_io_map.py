@@ -5,7 +5,13 @@ import re
 
 import pytest
 
-from eie.hw.generate import PRELOAD_FILES, PRELOAD_PLUSARG, add_preload, generate_verilog, register_reset
+from eie.hw.generate import (
+    PRELOAD_FILES,
+    PRELOAD_PLUSARG,
+    add_preload,
+    generate_verilog,
+    register_reset,
+)
 from eie.hw.io_map import LAYER_STRIDE, LayerField, Space, addr_width, cfg_fields, data_width, image_writes, pack_cfg
 from eie.sim.random_net import random_network
 from eie.spec.config import EIEConfig
@@ -104,16 +110,19 @@ def test_verilog_without_zero_initialisers(tmp_path):
 
 
 def test_preload_hooks():
-    text = add_preload(generate_verilog(CONFIG, zero_init=False), n_pe=CONFIG.n_pe)
+    text = add_preload(register_reset(generate_verilog(CONFIG, zero_init=False)), n_pe=CONFIG.n_pe)
     assert text.count("$readmemh") == CONFIG.n_pe * len(PRELOAD_FILES)
     for p in range(CONFIG.n_pe):
-        for kind in PRELOAD_FILES.values():
-            assert f'"/pe{p:03d}.{kind}.hex"' in text
+        for (unit, mem), kind in PRELOAD_FILES.items():
+            assert f'$readmemh({{dir, "/pe{p:03d}.{kind}.hex"}}, core.pe{p}.{unit}.{mem});' in text
     assert f'$value$plusargs("{PRELOAD_PLUSARG}=%s", dir)' in text
-    with pytest.raises(ValueError, match=r"no memory to preload for \[\(3, "):
-        add_preload(generate_verilog(CONFIG, zero_init=False), n_pe=4)
-    with pytest.raises(ValueError, match="PE 0's pointer_read has no memory 'odd_bank' to preload"):
-        add_preload(generate_verilog(CONFIG, zero_init=False).replace("odd_bank", "bank1"))
+    wrapped = register_reset(generate_verilog(CONFIG, zero_init=False))
+    with pytest.raises(ValueError, match=r"^eie_top__core has no PE instance pe3$"):
+        add_preload(wrapped, n_pe=4)
+    with pytest.raises(ValueError, match=r"^the PEs' pointer_read has no memory 'odd_bank' to preload$"):
+        add_preload(wrapped.replace("odd_bank", "bank1"), n_pe=3)
+    with pytest.raises(ValueError, match=r"^no wrapper eie_top around eie_top__core"):
+        add_preload(generate_verilog(CONFIG, zero_init=False), n_pe=3)
 
 
 def test_registered_reset():
