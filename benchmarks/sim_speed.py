@@ -17,19 +17,27 @@ golden model:
 
     .venv/bin/python benchmarks/sim_speed.py [--levers] [--inputs N]
 
-Measured on the project's 2-core machine while other jobs were running (load average 7-10, so
-wall times are pessimistic; CPU-second rates are the simulator's own), 64 PEs, Alex-7 memories:
+Measured on the project's 2-core machine while other jobs were running (load average 3-10, so
+wall times are pessimistic; the CPU-second rates are the simulator's own). 64 PEs, Alex-7
+memories; "free" is the RTL running free after reset behind one timer, "computing" the layers
+of the Alex-7 run (last input to first output):
 
-========================================= ========= ============= ================= =========
-lever (cumulative)                         g++ CPU   cycles/CPU s  Alex-7 uncached   cached
-========================================= ========= ============= ================= =========
-before: -O0, zero initialisers, ``cfg``    43 s      5.4k          ~280 s (idle)     ~280 s
-no zero initialisers (Verilog 118->5 MB)   --        --            6 min -> 21 s of Verilog generation
--O1, ``-O0`` slow code, split cfuncs       69 s      27.1k         --                --
-``-O2`` instead of ``-O1`` (not kept)      95 s      29.9k         --                --
-reset behind a register                    60 s      41.6k         --                --
-PE memories preloaded (``$readmemh``)      --        --            240 s (load 8)    9.5 s
-========================================= ========= ============= ================= =========
+=========================================== ========= ========================= ================
+lever (cumulative)                           g++ CPU   free cycles/CPU s         Alex-7, 2 inputs
+=========================================== ========= ========================= ================
+before: -O0, zero initialisers, all via cfg  43 s      5.4k                      ~280 s (issue)
+no all-zero initialisers (Verilog 118->5 MB) --        --                        Verilog 6 min->21 s
+-O1 per-cycle code, -O0 slow code, split     69 s      27.1k (-O2: 29.9k, 95 s)  --
+reset behind a register                      60 s      41.6k                     --
+PE memories preloaded, 23 cfg writes         --        --                        cached 5.5 s
+  (final run, load 4.5)                      122 s*    37.4k (37.2k/s wall)      uncached 167 s
+=========================================== ========= ========================= ================
+
+(*) wall seconds of the whole Verilator build at load 4.5. While computing: 25.7k cycles/CPU s,
+17k cycles/s wall. Streaming the 491,653 image words through ``cfg`` instead: 12.5k writes/s
+(one clock cycle of the 64-PE model per write), 43 s. Not kept: PE units shared between PEs
+(Verilator inlines them again; with ``-fno-inline`` 204 s of g++ and 30.7k cycles/CPU s),
+``--threads 2`` (1.7k cycles/s against the other jobs), every input registered (no faster).
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 from eie.spec.image import load_images
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=150)
 
 CONFIG = EIEConfig(n_pe=64, mat_depth=16384, ptr_bits=18, ptr_depth=32768, max_rows_per_pe=512,
                    bias_depth=512, max_layers=1, queue_depth=8)
@@ -151,6 +159,8 @@ def main():
         console.print(end_to_end(root, images, x))
         if args.levers:
             levers(root)
+        console.print("Recorded when the levers were chosen (benchmarks/sim_speed.py):")
+        console.print(__doc__[__doc__.index("Measured on"):].rstrip(), markup=False)
     finally:
         if saved is None:
             os.environ.pop("EIE_BUILD_DIR", None)
