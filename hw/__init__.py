@@ -5,10 +5,10 @@ module                            unit
 ================================= =========================================================
 (:mod:`eie.spec.config`)          :class:`EIEConfig`, the parameters shared with the images
 :mod:`eie.hw.layouts`             widths and payload layouts derived from a configuration
-:mod:`eie.hw.activation_queue`    activation FIFO of a PE
+:mod:`eie.hw.activation_queue`    activation FIFO of an ESE PE
 :mod:`eie.hw.lnzd`                leading non-zero detector quadtree
 :mod:`eie.hw.pointer_read`        even/odd pointer SRAM banks
-:mod:`eie.hw.sparse_matrix_read`  job FIFO and sparse-matrix SRAM, one entry per cycle
+:mod:`eie.hw.sparse_matrix_read`  queue of column jobs, sparse-matrix SRAM, padding folder
 :mod:`eie.hw.arithmetic_unit`     codebook, address accumulation, MAC, hazard bypass
 :mod:`eie.hw.requantize`          bias, rounding shift, saturation, ReLU
 :mod:`eie.hw.activation_rw`       ping-pong activation register files, scanner, biases
@@ -31,15 +31,21 @@ module                            unit
 Data path of one layer (register stages in parentheses)::
 
     source scan: SRAM read (1) + data register (1) -> candidate FIFO (1) -> LNZD (comb)
-      -> broadcast register (1) -> activation queue (2; 1 when depth <= 2)
-      -> pointer read (1) -> job register (1) -> job FIFO (1) -> issue
-      -> sparse-matrix SRAM (1) -> word register (1) -> entry register (1)
+      -> broadcast register (1) -> pointer read (1) -> job register (1)
+      -> queue of non-empty column jobs (``queue_depth``; 2, 1 when depth <= 2) -> issue
+      -> sparse-matrix SRAM (1) -> word register (1) -> unit FIFO (1) -> padding folder (1)
       -> arithmetic unit: decode/address (1), multiply ∥ read (1), register (1), add + write
     write-back: clear through the arithmetic unit (4) -> requantiser (2) -> destination write
 
-Each PE sustains one MAC per cycle while its queue holds activations whose columns are not
-empty; the broadcast delivers one non-zero activation per cycle and costs nothing for zeros.
+Each PE sustains one MAC per cycle while its queue holds jobs. Unlike EIE, the PE looks a
+broadcast activation's pointers up *before* queueing it, so empty columns take neither a queue
+slot nor a cycle (with dense inputs and few rows per PE, EIE's activation queue feeds a front end
+that runs exactly at the broadcast rate and never drains), and padding entries are folded into
+the next entry's relative index instead of costing a MAC slot (the issue stage reads two
+entries of a word per cycle). The broadcast delivers one non-zero activation per cycle and
+costs nothing for zeros.
 
-The ESE array (LSTMs, :mod:`eie.hw.ese_accelerator`) builds its PEs from the same queue, pointer
-read, sparse-matrix read and arithmetic units, requantiser and leading non-zero detector.
+The ESE array (LSTMs, :mod:`eie.hw.ese_accelerator`) builds its PEs from the same activation
+queue, pointer read, sparse-matrix read and arithmetic units, requantiser and leading non-zero
+detector (its queue holds activations, as in EIE).
 """

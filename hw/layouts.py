@@ -99,10 +99,13 @@ def job_layout(config: EIEConfig) -> data.StructLayout:
 
 
 def entry_layout(config: EIEConfig) -> data.StructLayout:
-    """One sparse-matrix entry on its way to the arithmetic unit."""
+    """One sparse-matrix entry on its way to the arithmetic unit: ``z`` is its relative row index
+    with the padding entries before it folded in (see the sparse-matrix read unit), so it is as
+    wide as a row address (or ``index_bits``, if wider); the arithmetic unit's row arithmetic is
+    modulo ``2**row``, so a wider ``z`` would change nothing."""
     return data.StructLayout({
         "v": unsigned(config.weight_bits),
-        "z": unsigned(config.index_bits),
+        "z": unsigned(max(config.index_bits, Widths(config).row)),
         "first": unsigned(1),
         "act": signed(config.act_bits),
     })

@@ -6,7 +6,6 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from eie.hw.activation_queue import ActivationQueue
 from eie.hw.activation_rw import ActivationReadWriteUnit
 from eie.hw.arithmetic_unit import ArithmeticUnit
 from eie.hw.layouts import (
@@ -44,14 +43,20 @@ def delay(m, value, cycles, name):
 
 
 class ProcessingElement(ConfiguredComponent):
-    """An EIE PE: activation queue → pointer read → sparse-matrix read → arithmetic unit, and the
-    activation read/write unit with the requantiser on the write-back path.
+    """An EIE PE: pointer read → queue of column jobs → sparse-matrix read → arithmetic unit, and
+    the activation read/write unit with the requantiser on the write-back path.
 
-    **Compute.** Broadcast activations ``(a_j, j)`` enter the queue (``act``; back-pressure
-    when full). Each is looked up in the pointer SRAM; a non-empty column becomes a job whose
-    entries stream into the arithmetic unit at one MAC per cycle while the queue is non-empty
-    (no bubbles between columns, empty columns cost no MAC slot). Meanwhile the source scanner
-    offers this PE's non-zero activations of the layer on ``cand``.
+    **Compute.** Each broadcast activation ``(a_j, j)`` (``act``) is looked up in the pointer
+    SRAM at once (one per cycle, the broadcast rate); a non-empty column becomes a job in the
+    queue (``queue_depth`` jobs, inside the sparse-matrix read unit); empty columns are dropped
+    before it, so they take neither a queue slot nor a cycle of the PE. (In EIE the queue holds
+    activations before the pointer read, so every column, empty or not, costs the PE a cycle:
+    with dense inputs and few rows per PE, such as NT-We, that front end runs exactly at the
+    broadcast rate and its queue never drains.) ``act.ready`` is low while the queue and the
+    registers before it are full. The jobs' entries stream into the arithmetic unit at one MAC
+    per cycle (no bubbles between columns; padding entries folded into the next entry, so they
+    cost no MAC slot unless two come together). Meanwhile the source scanner offers this PE's
+    non-zero activations of the layer on ``cand``.
 
     **Write-back** (``wb_start``, after ``busy`` fell): local rows ``r = 0, 1, ...`` with global
     row ``r·n_pe + pe_index < n_out`` are cleared through the arithmetic unit; each cleared
@@ -72,7 +77,7 @@ class ProcessingElement(ConfiguredComponent):
     Attributes
     ----------
     act : In(stream.Signature(activation_layout))
-        Broadcast activations into the queue.
+        Broadcast activations; ``ready`` depends on registers only.
     cand : Out(stream.Signature(activation_layout))
         This PE's non-zero source activations, for the leading non-zero detector.
     codebook : In(data.ArrayLayout(signed(act_bits), 2**weight_bits))
@@ -93,9 +98,10 @@ class ProcessingElement(ConfiguredComponent):
     scan_done : Out(1)
         The scan has finished and every candidate was taken.
     busy : Out(1)
-        The queue is non-empty, or a job, entry, MAC or write-back is in flight.
+        A pointer lookup, job, entry, MAC or write-back is in flight.
     mac : Out(1)
-        An entry enters the arithmetic unit in this cycle (a tap for utilisation counters).
+        A (non-padding) entry enters the arithmetic unit in this cycle (a tap for utilisation
+        counters).
 
     Raises
     ------
@@ -152,17 +158,15 @@ class ProcessingElement(ConfiguredComponent):
         mat_init = None if img is None else img.mat[p]
         bias_init = None if img is None else img.bias[p]
 
-        m.submodules.queue = queue = ActivationQueue(
-            depth=c.queue_depth, act_bits=c.act_bits, index_width=w.act_index)
         m.submodules.pointer_read = ptr = PointerReadUnit(config=c, init=ptr_init)
-        m.submodules.matrix_read = mat = SparseMatrixReadUnit(config=c, init=mat_init)
+        m.submodules.matrix_read = mat = SparseMatrixReadUnit(config=c, init=mat_init,
+                                                              job_depth=c.queue_depth)
         m.submodules.arithmetic = au = ArithmeticUnit(config=c)
         m.submodules.activation_rw = arw = ActivationReadWriteUnit(
             config=c, pe_index=p, bias_init=bias_init)
         m.submodules.requantize = rq = Requantizer(config=c)
 
-        wiring.connect(m, wiring.flipped(self.act), queue.i)
-        wiring.connect(m, queue.o, ptr.i)
+        wiring.connect(m, wiring.flipped(self.act), ptr.i)
         wiring.connect(m, ptr.o, mat.job)
         wiring.connect(m, mat.o, au.i)
         wiring.connect(m, arw.cand, wiring.flipped(self.cand))
@@ -227,6 +231,6 @@ class ProcessingElement(ConfiguredComponent):
 
         m.d.comb += self.mac.eq(mat.o.valid)
         m.d.comb += self.busy.eq(
-            (queue.level != 0) | ptr.o.valid | mat.busy | au.busy | wb_active
+            ptr.o.valid | mat.busy | au.busy | wb_active
             | Cat(*rq_valid[1:]).any())
         return m
