@@ -48,7 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/rtl_performance.py
 	$(BIN)/python benchmarks/user_models.py
 	$(BIN)/python benchmarks/ese_performance.py
-	$(BIN)/python benchmarks/eie_report.py --rtl auto --rtl-budget $(RTL_BUDGET) --rtl-check --digits-rtl
+	$(BIN)/python benchmarks/eie_report.py --rtl auto --rtl-budget $(RTL_BUDGET) --rtl-check --rtl-depth-check --digits-rtl
 
 bitstream: $(STAMP)
 	$(BIN)/eie digits --out $(OUT)/digits --no-rtl

@@ -231,7 +231,8 @@ def run_rtl(data: LayerData, config: EIEConfig, out: Path, cache: dict) -> dict 
     from eie.spec.emit import write_images
     from eie.spec.image import load_images
     from eie.tb.sim_run import simulate
-    key = f"{data.key}-b{BATCH}-{config.config_hash()}-{hw_fingerprint()}"
+    depth = "" if config.queue_depth == DEPTH else f"-q{config.queue_depth}"   # the default unmarked
+    key = f"{data.key}-b{BATCH}{depth}-{config.config_hash()}-{hw_fingerprint()}"
     if key in cache:
         return cache[key]
     img_dir = out / "images" / f"{data.key}-{config.config_hash()}"
@@ -428,6 +429,8 @@ def main():
                              "report on the same hardware sources shows them")
     parser.add_argument("--rtl-check", action="store_true",
                         help="model against RTL on small cases of every regression configuration")
+    parser.add_argument("--rtl-depth-check", action="store_true",
+                        help="NT-We and Alex-7 on the 64-PE RTL at queue depths 1, 2, 4 and 16 too (one build each)")
     parser.add_argument("--digits-rtl", action="store_true", help="run the digits model on the RTL too")
     parser.add_argument("--cpu-repeats", type=int, default=20)
     args = parser.parse_args()
@@ -483,7 +486,8 @@ def main():
         fp = hw_fingerprint()
         for n, data in datas.items():
             for key, value in rtl_cache.items():
-                if key.startswith(f"{data.key}-b{BATCH}-") and key.endswith(fp):
+                prefix = f"{data.key}-b{BATCH}-"
+                if key.startswith(prefix) and not key[len(prefix):].startswith("q") and key.endswith(fp):
                     rtl[n] = value
 
     clock_mhz, clock_note = fpga_clock()
@@ -562,6 +566,24 @@ def main():
         w = data.work(N_PE, TIMING)
         eff_depth[name] = [model_layer(w, x, data.layer.n_out, d) for d in depths]
     rows = [[name] + [f"{f['total'] / (N_PE * f['cycles']):.2f}" for f in figs] for name, figs in eff_depth.items()]
+    depth_check = ""
+    if args.rtl_depth_check:
+        print("RTL: queue depths at 64 PEs", flush=True)
+        config = config or rtl_config(list(datas.values()))
+        check_rows = []
+        for name in ("NT-We", "Alex-7"):
+            if name not in datas:
+                continue
+            data = datas[name]
+            for d in (1, 2, 4, DEPTH, 16):
+                r = run_rtl(data, config.replace(queue_depth=d), out, rtl_cache)
+                rtl_cache_path.write_text(json.dumps(rtl_cache, indent=1))
+                m = model_layer(data.work(N_PE, TIMING), data.inputs(), data.layer.n_out, d)
+                err = max(abs(a - b) / b for a, b in zip(m["per_input"], r["layer_cycles"]))
+                check_rows.append([name, d, str(r["layer_cycles"]), str(m["per_input"]), f"{err:.2%}"])
+                print(f"  {name} depth {d}: RTL {r['layer_cycles']}, model {m['per_input']}", flush=True)
+        depth_check = ("\n\nChecked against the 64-PE RTL (both inputs, cycles per layer):\n\n"
+                       + md_table(["layer", "queue depth", "RTL", "model", "worst error"], check_rows))
     plot_lines(out / "queue_depth.png", list(depths),
                {n: [f["total"] / (N_PE * f["cycles"]) for f in figs] for n, figs in eff_depth.items()},
                xlabel="activation queue depth", ylabel="load efficiency", logx=True, ylim=(0, 1.05),
@@ -569,7 +591,8 @@ def main():
     sections.append("## Load balance against queue depth (EIE Fig. 8)\n\nCycle model, 64 PEs, one input; "
                     "load efficiency = all PEs' entries / (64 × cycles). The model is checked against the RTL "
                     "at depths 1, 2 and 8 below.\n\n"
-                    + md_table(["layer"] + [f"depth {d}" for d in depths], rows) + "\n\n![](queue_depth.png)\n")
+                    + md_table(["layer"] + [f"depth {d}" for d in depths], rows) + depth_check
+                    + "\n\n![](queue_depth.png)\n")
 
     # 5. PE count sweep (EIE Fig. 9)
     print("model: PE count sweep", flush=True)
