@@ -586,7 +586,8 @@ def main():
                        + md_table(["layer", "queue depth", "RTL", "model", "worst error"], check_rows))
     plot_lines(out / "queue_depth.png", list(depths),
                {n: [f["total"] / (N_PE * f["cycles"]) for f in figs] for n, figs in eff_depth.items()},
-               xlabel="activation queue depth", ylabel="load efficiency", logx=True, ylim=(0, 1.05),
+               xlabel="queue depth (activations on the padded PE, column jobs on the folded PE)",
+               ylabel="load efficiency", logx=True, ylim=(0, 1.05),
                title="64 PEs: load efficiency vs queue depth (cycle model; EIE Fig. 8)")
     sections.append("## Load balance against queue depth (EIE Fig. 8)\n\nCycle model, 64 PEs, one input; "
                     "load efficiency = all PEs' entries / (64 × cycles). The model is checked against the RTL "
