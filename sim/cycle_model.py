@@ -28,8 +28,13 @@ job register and 2-entry job FIFO (empty columns pass the job register but never
 and the issue stage, which streams a column's entries one per cycle with no bubble between queued
 columns. An entry reaches the accumulator write ``ENTRY_TO_IDLE`` cycles after it issues.
 
-**Padding.** A padding entry (``v = 0``) costs ``HardwareTiming.padding_cost`` issue cycles (1 on
-the hardware that streams it like any entry). **Write-back**: ``ceil(n_out / n_pe)`` rows, one per
+That is EIE's PE (:data:`EIE_PADDED`). The committed PE (:data:`FOLDED_PADDING`, see
+:class:`_JobQueuePEs`) takes the broadcast straight into the pointer read, queues only non-empty
+column jobs, fetches a unit of up to two entries per cycle and folds padding entries away.
+
+**Padding.** On EIE's PE a padding entry (``v = 0``) costs ``HardwareTiming.padding_cost`` issue
+cycles (1: streamed like any entry); on the folded PE a unit costs ``max(1, real entries)``.
+**Write-back**: ``ceil(n_out / n_pe)`` rows, one per
 cycle, then the clear and requantiser pipeline (``WB_TAIL``).
 
 **Output streaming.** After the last layer, one output per cycle (``OUTPUT_LATENCY`` to the first).
@@ -131,11 +136,12 @@ class HardwareTiming:
 #: activations before the pointer read, padding entries cost a cycle each, the write-back is not
 #: overlapped with the next layer.
 EIE_PADDED = HardwareTiming()
-#: The PE with padding entries folded away and a queue of column jobs after the pointer read.
+#: The PE with padding entries folded away and a queue of column jobs after the pointer read
+#: (validated exactly against commit 92fcf5b).
 FOLDED_PADDING = HardwareTiming(padding_cost=0, pe_queue="jobs", fetch="units")
-#: The hardware the model describes by default (``tests/test_cycle_model.py`` checks it against
-#: ``hw/``).
-CURRENT_HARDWARE = EIE_PADDED
+#: The hardware the model describes by default: the committed PE (92fcf5b, padding folded; the
+#: write-back not yet overlapped). Callers that can import the HDL use :func:`hardware_timing`.
+CURRENT_HARDWARE = FOLDED_PADDING
 
 
 def hardware_timing(sparse_matrix_read) -> HardwareTiming:
