@@ -105,15 +105,16 @@ LAYERS = [
 
 
 def _detect():
+    import eie.hw.accelerator as accelerator
     import eie.hw.sparse_matrix_read as smr
-    return hardware_timing(smr)
+    return hardware_timing(smr, accelerator)
 
 
 #: The PE design in hw/ and the other one the model knows.
 TIMING = _detect()
 OTHER = EIE_PADDED if TIMING.fetch == "units" else FOLDED_PADDING
-HW_NAME = ("padding folded away, queue of column jobs" if TIMING.fetch == "units"
-           else "EIE's PE, a cycle per padding entry")
+HW_NAME = (("padding folded away, queue of column jobs" + (", write-back overlapped" if TIMING.wb_overlap else ""))
+           if TIMING.fetch == "units" else "EIE's PE, a cycle per padding entry")
 OTHER_NAME = "model, padded PE" if TIMING.fetch == "units" else "model, folded PE"
 
 

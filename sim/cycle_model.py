@@ -108,6 +108,11 @@ class HardwareTiming:
     unit_fifo_depth, unit_latency, folder_to_idle : int
         The ``"units"`` fetch: FIFO depth, cycles from a unit's issue to the folder seeing it, and
         from the folder's last cycle to the last busy cycle of the PE.
+    wb_overlap : bool
+        The write-back overlaps the next layer (``"jobs"`` PE only): the next layer starts the cycle
+        after ``WB_START``; a PE's scanner reads local row ``k`` only once the write-back wrote it
+        (``wb_tail + 2`` cycles after the row's clear issued), and a PE issues no unit while its own
+        sweep runs or the codebook is being copied; ``COMPUTE`` also waits for the copy.
     """
 
     padding_cost: int = 1
@@ -127,6 +132,7 @@ class HardwareTiming:
     unit_fifo_depth: int = 4
     unit_latency: int = 3
     folder_to_idle: int = 4
+    wb_overlap: bool = False
 
     def replace(self, **kw) -> HardwareTiming:
         return replace(self, **kw)
@@ -144,14 +150,18 @@ FOLDED_PADDING = HardwareTiming(padding_cost=0, pe_queue="jobs", fetch="units")
 CURRENT_HARDWARE = FOLDED_PADDING
 
 
-def hardware_timing(sparse_matrix_read) -> HardwareTiming:
+def hardware_timing(sparse_matrix_read, accelerator=None) -> HardwareTiming:
     """The timing record of the hardware whose sparse-matrix read unit is the module
-    ``sparse_matrix_read`` (pass ``eie.hw.sparse_matrix_read``: the caller imports the HDL, the
-    model never does). A unit FIFO before a padding folder means :data:`FOLDED_PADDING`."""
+    ``sparse_matrix_read`` and whose top is ``accelerator`` (pass ``eie.hw.sparse_matrix_read`` and
+    ``eie.hw.accelerator``: the caller imports the HDL, the model never does). A unit FIFO before a
+    padding folder means :data:`FOLDED_PADDING`; ``WRITEBACK_OVERLAP`` in the top, ``wb_overlap``."""
     units = getattr(sparse_matrix_read, "UNIT_FIFO_DEPTH", None)
-    if units is not None:
-        return FOLDED_PADDING.replace(unit_fifo_depth=int(units))
-    return EIE_PADDED.replace(job_fifo_depth=int(sparse_matrix_read.JOB_FIFO_DEPTH))
+    if units is None:
+        return EIE_PADDED.replace(job_fifo_depth=int(sparse_matrix_read.JOB_FIFO_DEPTH))
+    timing = FOLDED_PADDING.replace(unit_fifo_depth=int(units))
+    if getattr(accelerator, "WRITEBACK_OVERLAP", False):
+        timing = timing.replace(wb_overlap=True)
+    return timing
 
 
 @dataclass(frozen=True)
@@ -208,9 +218,9 @@ class _Scanner:
     """
 
     __slots__ = ("nz", "n", "k", "last1", "last2", "fifo", "now", "depth", "lat", "last_pop",
-                 "next_nz")
+                 "next_nz", "gate")
 
-    def __init__(self, nonzero: np.ndarray, t_first: int, timing: HardwareTiming):
+    def __init__(self, nonzero: np.ndarray, t_first: int, timing: HardwareTiming, gate: int = NEVER):
         self.nz = nonzero.tolist()
         self.n = len(self.nz)
         nxt = np.full(self.n + 1, self.n, dtype=np.int64)     # first non-zero position >= k
@@ -227,12 +237,13 @@ class _Scanner:
         self.depth = timing.candidate_depth
         self.lat = timing.scan_read_latency
         self.last_pop = NEVER
+        self.gate = gate             # local element k is readable from cycle gate + k
 
     def advance(self, t_end: int) -> None:
         """Issue every read that can issue at a cycle ``<= t_end``."""
         lat = self.lat
         while self.k < self.n:
-            t = max(self.now, self.last1 + 1)
+            t = max(self.now, self.last1 + 1, self.gate + self.k)
             if t > t_end:
                 return
             level = 0
@@ -261,7 +272,7 @@ class _Scanner:
         m = self.next_nz[self.k]
         if m >= self.n:
             return 1 << 50
-        return max(self.now, self.last1 + 1) + (m - self.k) + self.lat + 1
+        return max(max(self.now, self.last1 + 1) + (m - self.k), self.gate + m) + self.lat + 1
 
     def pop(self, g: int) -> int:
         """The LNZD grants the head candidate in cycle ``g``; returns its local index."""
@@ -418,6 +429,7 @@ class _JobQueuePEs:
         self.i_last = np.full(n_pe, NEVER, dtype=np.int64)
         self.issued = np.zeros(n_pe, dtype=np.int64)
         self.timing = timing
+        self.not_before = np.full(n_pe, NEVER, dtype=np.int64)   # no unit issues before (hold)
         if timing.unit_fifo_depth - 1 < timing.unit_latency:
             raise ValueError("the unit FIFO must cover its read latency (unit_fifo_depth - 1 >= "
                              "unit_latency) for the folder to run without gaps inside a column")
@@ -461,7 +473,7 @@ class _JobQueuePEs:
         cols = np.arange(width)
         inside = cols[None, :] < n_u[:, None]
         cost = np.where(inside, self.u.cost[np.where(inside, self.u.base[:, None] + lo[:, None] + cols, 0)], 0)
-        i0 = np.maximum(np.maximum(self.i_last + 1, self.last_f[:, 0]), ready)
+        i0 = np.maximum(np.maximum(self.i_last + 1, self.last_f[:, 0]), np.maximum(ready, self.not_before))
         s0 = np.maximum(i0 + self.timing.unit_latency, self.last_f[:, -1])
         f_col = s0[:, None] + np.cumsum(cost, axis=1)
         ext = np.concatenate([self.last_f[:, 1:], f_col], axis=1)      # ext[:, v - 1] = F_(v - d)
@@ -481,7 +493,8 @@ class _JobQueuePEs:
 
 
 def layer_compute(work, a_in: np.ndarray, t0: int, queue_depth: int,
-                  timing: HardwareTiming = CURRENT_HARDWARE):
+                  timing: HardwareTiming = CURRENT_HARDWARE, scan_gate: int = NEVER,
+                  hold: np.ndarray | None = None):
     """Compute phase of one layer for one input, ``SCAN_START`` in cycle ``t0``.
 
     ``work`` is the layer's :func:`column_work` ``(n_pe, n_in)`` (issue cycles per PE and column)
@@ -489,16 +502,20 @@ def layer_compute(work, a_in: np.ndarray, t0: int, queue_depth: int,
     activations (only which are non-zero matters). Returns ``(quiet, broadcasts, busiest, total,
     stall_cycles)``: ``quiet`` is the first cycle in which every scanner, the broadcast register
     and every PE are idle; ``stall_cycles`` counts the cycles the broadcast register held an
-    activation because a PE could not take it.
+    activation because a PE could not take it. With the write-back overlapped, ``scan_gate + k`` is
+    the first cycle local element ``k`` may be read and ``hold`` ``(n_pe,)`` the first cycle each PE
+    may issue a unit.
     """
     n_pe = work.shape[0]
     a_in = np.asarray(a_in)
-    scanners = [_Scanner(a_in[p::n_pe] != 0, t0 + 1, timing) for p in range(n_pe)]
+    scanners = [_Scanner(a_in[p::n_pe] != 0, t0 + 1, timing, scan_gate) for p in range(n_pe)]
     heads = np.array([s.head() for s in scanners], dtype=np.int64)
     if timing.pe_queue == "jobs":
         if not isinstance(work, ColumnUnits):
             raise TypeError("the 'jobs' PE needs the layer's ColumnUnits (column_units)")
         pes = _JobQueuePEs(work, queue_depth, timing)
+        if hold is not None:
+            pes.not_before = np.asarray(hold, dtype=np.int64)
     else:
         pes = _ActivationQueuePEs(np.asarray(work), queue_depth, timing)
     w_prev = NEVER
@@ -535,6 +552,8 @@ def network_cycles(works, acts, n_outs, *, queue_depth: int, codebook_size: int,
     # codebook copy of layer 0.
     start = 0
     copy_end = -(n_in - 1) + codebook_size + 1      # last cycle the copy is active
+    if timing.wb_overlap:
+        return _overlapped_cycles(works, acts, n_outs, queue_depth, codebook_size, timing)
     rows = []
     for l, (work, a, n_out) in enumerate(zip(works, acts, n_outs)):
         latch = max(start + timing.layer_start - 1, copy_end + 1)
@@ -549,6 +568,41 @@ def network_cycles(works, acts, n_outs, *, queue_depth: int, codebook_size: int,
         cycles = end - start - (timing.last_input_offset if l == 0 else 0)
         rows.append(LayerTiming(cycles=cycles, compute=quiet - t0, broadcasts=n_b, busiest=busiest,
                                 total=total, stall_cycles=stalls, writeback=wb_rows))
+        start = end
+    return rows, n_outs[-1] - 1
+
+
+def _overlapped_cycles(works, acts, n_outs, queue_depth, codebook_size, timing):
+    """:func:`network_cycles` with the write-back overlapping the next layer (``wb_overlap``):
+    layer ``l`` ends the cycle after its ``WB_START``, which waits for the codebook copy too."""
+    n_pe = works[0].shape[0]
+    n_in = works[0].shape[1]
+    start = 0
+    copy_end = -(n_in - 1) + codebook_size + 1
+    gate, hold, wb_busy_end = NEVER, np.full(n_pe, copy_end + 1), NEVER
+    rows = []
+    for l, (work, a, n_out) in enumerate(zip(works, acts, n_outs)):
+        t0 = start + timing.layer_start
+        quiet, n_b, busiest, total, stalls = layer_compute(work, a, t0, queue_depth, timing,
+                                                          scan_gate=gate, hold=hold)
+        quiet = max(quiet, wb_busy_end + 1)
+        wb_start = max(quiet, copy_end) + timing.quiet_to_wb
+        wb_rows = -(-n_out // n_pe)
+        if l == len(works) - 1:
+            end = (wb_start + wb_rows + timing.wb_tail + timing.wb_to_next + timing.output_latency
+                   + timing.first_output_offset)
+        else:
+            end = wb_start + 1
+        cycles = end - start - (timing.last_input_offset if l == 0 else 0)
+        rows.append(LayerTiming(cycles=cycles, compute=quiet - t0, broadcasts=n_b, busiest=busiest,
+                                total=total, stall_cycles=stalls, writeback=wb_rows))
+        # the next layer: rows written from wb_start + 1 on, one per cycle, each visible
+        # wb_tail + 1 cycles after its clear; the PE's MACs wait for its sweep and the copy
+        pe_rows = np.array([len(range(p, n_out, n_pe)) for p in range(n_pe)], dtype=np.int64)
+        copy_end = wb_start + codebook_size + 1
+        gate = wb_start + 1 + timing.wb_tail + 1
+        hold = np.maximum(wb_start + pe_rows + 2, copy_end + 1)
+        wb_busy_end = wb_start + wb_rows + timing.wb_tail
         start = end
     return rows, n_outs[-1] - 1
 

@@ -45,8 +45,9 @@ RTL_CASES = {
 
 def _timing():
     """The model's timing record for the hardware in ``hw/``."""
+    import eie.hw.accelerator as accelerator
     import eie.hw.sparse_matrix_read as smr
-    return hardware_timing(smr)
+    return hardware_timing(smr, accelerator)
 
 
 def _case(tmp_path, config, shapes, density, act_density, batch, seed):
