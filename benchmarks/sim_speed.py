@@ -126,22 +126,21 @@ def end_to_end(root: Path, images, x) -> Table:
     return table
 
 
-def levers(root: Path) -> Table:
-    from eie.hw.generate import add_preload, generate_verilog
+def levers(root: Path, config: EIEConfig = CONFIG) -> Table:
+    from eie.hw.generate import generate_verilog
     from eie.tb.runner import build_verilog, config_verilog
     os.environ["EIE_BUILD_DIR"] = str(root / "levers")
-    registered = config_verilog(CONFIG)
-    plain = add_preload(generate_verilog(CONFIG, zero_init=False), n_pe=CONFIG.n_pe)
-    table = Table(title="levers, 64 PEs (RTL free-running 20,000 cycles)")
+    variants = (("top-level input", generate_verilog(config, zero_init=False)),
+                ("registered", config_verilog(config)))
+    table = Table(title=f"levers, {config.n_pe} PEs (RTL free-running 20,000 cycles)")
     for col in ("reset", "g++", "build s", "cycles/s", "cycles/CPU s"):
         table.add_column(col, justify="right")
-    for reset, text in (("top-level input", plain), ("registered", registered)):
+    for reset, text in variants:
         for opt in ("-O0", "-O1", "-O2"):
             build = build_verilog(text, "eie_top", config_hash=f"lever{opt}", cxx_opt=opt)
             free = free_run(build, 20_000)
             table.add_row(reset, opt, f"{build.seconds:.0f}", f"{free['cycles'] / free['wall_seconds']:,.0f}",
                           f"{free['cycles'] / free['cpu_seconds']:,.0f}")
-            console.print(table)
     return table
 
 
@@ -158,7 +157,7 @@ def main():
                       f"{os.cpu_count()} cores")
         console.print(end_to_end(root, images, x))
         if args.levers:
-            levers(root)
+            console.print(levers(root))
         console.print("Recorded when the levers were chosen (benchmarks/sim_speed.py):")
         console.print(__doc__[__doc__.index("Measured on"):].rstrip(), markup=False)
     finally:
