@@ -35,7 +35,9 @@ Data path of one layer (register stages in parentheses)::
       -> queue of non-empty column jobs (``queue_depth``; 2, 1 when depth <= 2) -> issue
       -> sparse-matrix SRAM (1) -> word register (1) -> unit FIFO (1) -> padding folder (1)
       -> arithmetic unit: decode/address (1), multiply ∥ read (1), register (1), add + write
-    write-back: clear through the arithmetic unit (4) -> requantiser (2) -> destination write
+    write-back: clear through the arithmetic unit (4) -> requantiser (2) -> write into the
+      next layer's source register file, overlapped with the next layer's set-up, scan and
+      broadcast (the scan follows the written rows; the PE's MACs wait for its sweep)
 
 Each PE sustains one MAC per cycle while its queue holds jobs. Unlike EIE, the PE looks a
 broadcast activation's pointers up *before* queueing it, so empty columns take neither a queue

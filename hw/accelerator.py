@@ -17,6 +17,9 @@ from eie.hw.pe import ProcessingElement, check_images
 __all__ = ["EIEAccelerator"]
 
 OUTPUT_FIFO_DEPTH = 4
+#: A layer's write-back overlaps the next layer's set-up, scan and broadcast (the PEs hold their
+#: MACs until their own sweep is done); see :class:`EIEAccelerator`.
+WRITEBACK_OVERLAP = True
 
 _FIELD_NAMES = {
     LayerField.N_IN: "n_in", LayerField.N_OUT: "n_out", LayerField.PTR_BASE: "ptr_base",
@@ -48,14 +51,18 @@ class EIEAccelerator(ConfiguredComponent):
     **A layer.** (1) Set-up: the layer-table row is latched (2 cycles). The layer's codebook is
     copied from the codebook SRAM into the shared codebook registers (``2^weight_bits + 1``
     cycles) in the background: for layer 0 while the input vector streams in, for the next
-    layers during the previous layer's write-back, when no MAC reads the codebook; set-up waits
-    for the copy only if the input vector or the write-back was shorter.
+    layers from the start of the previous layer's write-back; the PEs issue no MAC while the
+    copy runs (``hold``).
     (2) Compute: every PE scans its source register file; the LNZD quadtree picks one non-zero
-    activation per cycle (lowest PE first) into the broadcast register, which writes it into all
-    activation queues at once and stalls only while any queue is full; zero activations cost no
-    broadcast cycle. The layer ends when all scans are done, the broadcast register is empty
-    and no PE is busy. (3) Write-back: each PE requantises its rows (one per cycle) into its
-    destination register file and clears its accumulators. (4) Swap source and destination.
+    activation per cycle (lowest PE first) into the broadcast register, which hands it to every
+    PE's pointer read at once and stalls only while any PE's queue is full; zero activations
+    cost no broadcast cycle. The layer ends when all scans are done, the broadcast register is
+    empty and no PE is busy. (3) Write-back: source and destination swap, the layer's
+    parameters move to the write-back register (``wb_layer``) and each PE requantises its rows
+    (one per cycle) into the new source register file and clears its accumulators. The next
+    layer's set-up and compute start at once, overlapped with the write-back: each PE's scan
+    follows its write-back row by row, and its MACs wait until its sweep is done. After the last
+    layer, the control waits for the write-back to finish before the output phase.
 
     After reset the control clears every accumulator (``max_rows_per_pe`` cycles); ``cfg`` and
     ``i`` are not ready meanwhile.
@@ -187,6 +194,7 @@ class EIEAccelerator(ConfiguredComponent):
         layer_idx = Signal(w.layer)
         current = Signal(layer_layout(c))
         select = Signal()
+        wb_layer = Signal(layer_layout(c))
         table = Signal(layer_layout(c))
         table_layout = layer_layout(c)
         field_bits = LAYER_STRIDE.bit_length() - 1
@@ -301,7 +309,8 @@ class EIEAccelerator(ConfiguredComponent):
         done = Signal()
         m.d.sync += done.eq(0)
         for pe in pes:
-            m.d.comb += [pe.layer.eq(current), pe.select.eq(select)]
+            m.d.comb += [pe.layer.eq(current), pe.wb_layer.eq(wb_layer), pe.select.eq(select),
+                         pe.hold.eq(copy_active)]
         m.d.comb += [self.layer.eq(layer_idx), self.done.eq(done),
                      cb_rd.addr.eq(Cat(copy_k[:c.weight_bits], copy_layer))]
 
@@ -350,9 +359,8 @@ class EIEAccelerator(ConfiguredComponent):
                 m.next = "LATCH"
             with m.State("LATCH"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(~copy_active):
-                    m.d.sync += current.eq(table)
-                    m.next = "SCAN_START"
+                m.d.sync += current.eq(table)
+                m.next = "SCAN_START"
             with m.State("SCAN_START"):
                 m.d.comb += self.busy.eq(1)
                 for pe in pes:
@@ -361,24 +369,25 @@ class EIEAccelerator(ConfiguredComponent):
                 m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 m.d.comb += [self.busy.eq(1), computing.eq(1)]
-                with m.If(settled & quiet_q):
+                # (A layer without MACs can be quiet while its codebook is still being copied;
+                # the next copy starts only after this one.)
+                with m.If(settled & quiet_q & ~copy_active):
                     m.next = "WB_START"
             with m.State("WB_START"):
                 m.d.comb += [self.busy.eq(1), copy_start.eq(layer_idx + 1 < n_layers),
                              copy_start_layer.eq(layer_idx + 1)]
                 for pe in pes:
                     m.d.comb += pe.wb_start.eq(1)
-                m.d.sync += settled.eq(0)
-                m.next = "WB_WAIT"
+                m.d.sync += [settled.eq(0), select.eq(~select), wb_layer.eq(current)]
+                with m.If(layer_idx + 1 < n_layers):
+                    m.d.sync += layer_idx.eq(layer_idx + 1)
+                    m.next = "SETUP"
+                with m.Else():
+                    m.next = "WB_WAIT"
             with m.State("WB_WAIT"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(settled & idle_q):
-                    m.d.sync += select.eq(~select)
-                    with m.If(layer_idx + 1 < n_layers):
-                        m.d.sync += layer_idx.eq(layer_idx + 1)
-                        m.next = "SETUP"
-                    with m.Else():
-                        m.next = "OUTPUT"
+                    m.next = "OUTPUT"
             with m.State("OUTPUT"):
                 m.d.comb += [
                     self.busy.eq(1),

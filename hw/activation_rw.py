@@ -21,7 +21,9 @@ class ActivationReadWriteUnit(ConfiguredComponent):
     """Source and destination activation register files, the source scanner and the biases.
 
     Two memories of ``max_rows_per_pe`` activations (synchronous read) swap roles between
-    layers (ping-pong): ``select`` names the source; the other one is the destination.
+    layers (ping-pong): ``select`` names the source. The control swaps them when a layer's
+    write-back *starts*, so the write-back writes the next layer's source while that layer is
+    already being scanned (the write-back overlaps the next layer's start).
 
     **Scanner.** ``scan_start`` starts a sequential scan of the source: local address
     ``k = 0, 1, ...`` holds global activation ``j = k·n_pe + pe_index``, and the scan stops
@@ -29,13 +31,16 @@ class ActivationReadWriteUnit(ConfiguredComponent):
     the leading non-zero detector on ``cand`` as ``(value, j)``; zeros are dropped, so they cost
     the broadcast nothing. The read data is registered (two cycles from address to candidate);
     a read is issued only while the FIFO has room for it and for the reads in flight, so the
-    scanner delivers one candidate per cycle while granted every cycle.
+    scanner delivers one candidate per cycle while granted every cycle. While ``limited`` is
+    high, only local addresses ``k < limit`` are read (the rows the write-back has written so
+    far; it writes them in order).
     ``scan_done`` is high once the scan has finished and every candidate was taken (also before
     the first ``scan_start``). ``n_in`` must be stable while scanning.
 
     **Other ports.** ``load`` writes input activations into the source (I/O mode); ``dst``
-    writes results into the destination (write-back); ``out_addr`` reads the source (result of
-    the last layer after the swap) with ``out_data`` valid ``OUT_LATENCY`` = 2 cycles later,
+    writes results into the source too (write-back, after the swap; never in the same cycle as
+    ``load``); ``out_addr`` reads the source (result of the last layer) with ``out_data`` valid
+    ``OUT_LATENCY`` = 2 cycles later,
     while the scanner is idle; ``bias_w`` writes and ``bias_addr`` reads (``bias_data`` one
     cycle later) the bias SRAM (``bias_depth`` × ``acc_bits``).
 
@@ -52,6 +57,8 @@ class ActivationReadWriteUnit(ConfiguredComponent):
     select : In(1)
     scan_start : In(1)
     n_in : In(range(max_width + 1))
+    limit : In(range(max_rows_per_pe + 1))
+    limited : In(1)
     cand : Out(stream.Signature(activation_layout))
     scan_done : Out(1)
     load, dst : In(WritePortSignature(row, signed(act_bits)))
@@ -86,6 +93,8 @@ class ActivationReadWriteUnit(ConfiguredComponent):
             "select": In(1),
             "scan_start": In(1),
             "n_in": In(w.count),
+            "limit": In(w.row + 1),
+            "limited": In(1),
             "cand": Out(stream.Signature(self._layout)),
             "scan_done": Out(1),
             "load": In(WritePortSignature(w.row, act)),
@@ -114,7 +123,8 @@ class ActivationReadWriteUnit(ConfiguredComponent):
         read_j, data_j = Signal(w.act_index), Signal(w.act_index)
         m.submodules.cands = cands = SyncFIFO(width=self._layout.size, depth=CANDIDATE_DEPTH)
         issue = Signal()
-        m.d.comb += issue.eq(active & (cands.level + read_valid + data_valid < CANDIDATE_DEPTH))
+        m.d.comb += issue.eq(active & (cands.level + read_valid + data_valid < CANDIDATE_DEPTH)
+                             & (~self.limited | (k < self.limit)))
         m.d.sync += [read_valid.eq(issue), read_j.eq(j),
                      data_valid.eq(read_valid), data_j.eq(read_j)]
         with m.If(self.scan_start):
@@ -132,11 +142,10 @@ class ActivationReadWriteUnit(ConfiguredComponent):
             m.submodules[f"regfile{n}"] = mem
             wr = mem.write_port()
             rd = mem.read_port()
-            is_source = self.select == n
             m.d.comb += [
-                wr.en.eq(Mux(is_source, self.load.en, self.dst.en)),
-                wr.addr.eq(Mux(is_source, self.load.addr, self.dst.addr)),
-                wr.data.eq(Mux(is_source, self.load.data, self.dst.data)),
+                wr.en.eq((self.select == n) & (self.load.en | self.dst.en)),
+                wr.addr.eq(Mux(self.load.en, self.load.addr, self.dst.addr)),
+                wr.data.eq(Mux(self.load.en, self.load.data, self.dst.data)),
                 rd.addr.eq(read_addr),
             ]
             reads.append(rd.data)

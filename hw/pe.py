@@ -58,13 +58,19 @@ class ProcessingElement(ConfiguredComponent):
     cost no MAC slot unless two come together). Meanwhile the source scanner offers this PE's
     non-zero activations of the layer on ``cand``.
 
-    **Write-back** (``wb_start``, after ``busy`` fell): local rows ``r = 0, 1, ...`` with global
-    row ``r·n_pe + pe_index < n_out`` are cleared through the arithmetic unit; each cleared
-    accumulator meets its bias (``bias_base + r``) in the requantiser and the result is written
-    to the destination register file at ``r``. One row per cycle; the last write lands
+    **Write-back** (``wb_start``, after ``busy`` fell, with ``select`` already naming the next
+    layer's source): local rows ``r = 0, 1, ...`` with global row ``r·n_pe + pe_index <
+    wb_layer.n_out`` are cleared through the arithmetic unit; each cleared accumulator meets its
+    bias (``wb_layer.bias_base + r``) in the requantiser and the result is written to the source
+    register file at ``r``. One row per cycle; the last write lands
     ``ArithmeticUnit.CLEAR_LATENCY + Requantizer.LATENCY + 1`` cycles after the last row is
     issued. With ``wb_clear_only`` the sweep covers all ``max_rows_per_pe`` rows and writes
     nothing (used after reset).
+
+    **Overlap.** The next layer may start while the write-back runs: its scan reads only rows
+    already written (they are written in order), its activations are looked up and queued, but
+    no entry is issued to the arithmetic unit until the sweep has issued its last row (nor while
+    ``hold`` is high).
 
     Parameters
     ----------
@@ -84,6 +90,10 @@ class ProcessingElement(ConfiguredComponent):
         The active layer's codebook.
     layer : In(layer_layout)
         The active layer's parameters; stable during a layer.
+    wb_layer : In(layer_layout)
+        The parameters of the layer being written back; stable during its write-back.
+    hold : In(1)
+        Issue no entry to the arithmetic unit (the shared codebook is being loaded).
     select : In(1)
         Which register file is the source.
     scan_start, wb_start, wb_clear_only : In(1)
@@ -129,6 +139,8 @@ class ProcessingElement(ConfiguredComponent):
             "cand": Out(stream.Signature(act_layout)),
             "codebook": In(data.ArrayLayout(act, config.codebook_size)),
             "layer": In(layer_layout(config)),
+            "wb_layer": In(layer_layout(config)),
+            "hold": In(1),
             "select": In(1),
             "scan_start": In(1),
             "wb_start": In(1),
@@ -193,7 +205,7 @@ class ProcessingElement(ConfiguredComponent):
         more = Signal()
         issue = Signal()
         m.d.comb += [
-            more.eq(Mux(clear_only, wb_row < c.max_rows_per_pe, wb_global < self.layer.n_out)),
+            more.eq(Mux(clear_only, wb_row < c.max_rows_per_pe, wb_global < self.wb_layer.n_out)),
             issue.eq(wb_active & more),
             au.clear.valid.eq(issue),
             au.clear.payload.eq(wb_row),
@@ -212,12 +224,12 @@ class ProcessingElement(ConfiguredComponent):
         bias = Signal(signed(c.acc_bits))
         m.d.sync += bias.eq(arw.bias_data)
         m.d.comb += [
-            arw.bias_addr.eq(self.layer.bias_base + bias_row),
+            arw.bias_addr.eq(self.wb_layer.bias_base + bias_row),
             rq.i.valid.eq(au.acc.valid),
             rq.i.payload.acc.eq(au.acc.payload.value),
             rq.i.payload.bias.eq(bias),
-            rq.shift.eq(self.layer.shift),
-            rq.relu.eq(self.layer.relu),
+            rq.shift.eq(self.wb_layer.shift),
+            rq.relu.eq(self.wb_layer.relu),
         ]
         rq_valid = [au.acc.valid]
         for n in range(Requantizer.LATENCY):
@@ -228,6 +240,20 @@ class ProcessingElement(ConfiguredComponent):
             arw.dst.addr.eq(dst_row),
             arw.dst.data.eq(rq.o.payload),
         ]
+
+        # Rows written so far; while the write-back is in flight the scan reads only those.
+        clears = [issue]
+        for n in range(ArithmeticUnit.CLEAR_LATENCY - 1):
+            clears.append(delay(m, clears[-1], 1, f"clear_flight{n}"))
+        written = Signal(w.row + 1)
+        filling = Signal()
+        m.d.comb += filling.eq(wb_active | Cat(*clears[1:]).any() | Cat(*rq_valid).any())
+        with m.If(self.wb_start):
+            m.d.sync += written.eq(0)
+        with m.Elif(arw.dst.en):
+            m.d.sync += written.eq(written + 1)
+        m.d.comb += [arw.limit.eq(written), arw.limited.eq(filling),
+                     mat.hold.eq(self.hold | wb_active)]
 
         m.d.comb += self.mac.eq(mat.o.valid)
         m.d.comb += self.busy.eq(

@@ -72,6 +72,9 @@ class SparseMatrixReadUnit(ConfiguredComponent):
         entry of a column.
     w : In(WritePortSignature)
         I/O-mode write of sparse-matrix word ``w.addr``.
+    hold : In(1)
+        No unit is issued while high (jobs still queue up): the PE holds its MACs while its
+        write-back uses the arithmetic unit or the codebook is being loaded.
     busy : Out(1)
         A job is queued or entries are in flight.
 
@@ -97,6 +100,7 @@ class SparseMatrixReadUnit(ConfiguredComponent):
             "job": In(stream.Signature(job_layout(config))),
             "o": Out(stream.Signature(entry_layout(config), always_ready=True)),
             "w": In(WritePortSignature(w.mat_addr, config.word_bits)),
+            "hold": In(1),
             "busy": Out(1),
         })
 
@@ -159,7 +163,7 @@ class SparseMatrixReadUnit(ConfiguredComponent):
         cur_valid = Signal()
         cur = Signal(pending)
         room = Signal()
-        m.d.comb += room.eq(units.level + read_valid + word_valid < UNIT_FIFO_DEPTH)
+        m.d.comb += room.eq((units.level + read_valid + word_valid < UNIT_FIFO_DEPTH) & ~self.hold)
         issue_valid = Signal()
         issue = Signal(pending)
         issue_first = Signal()

@@ -54,15 +54,55 @@ def test_scan_offers_nonzero_activations(pe_index, n_in):
         assert found == want, f"seed {seed}, select {select}"
 
 
+def test_scan_follows_the_write_back():
+    """While ``limited``, the scan reads only rows below ``limit``: rows written after the scan
+    started (as the overlapped write-back does) are offered with their new values, never the
+    stale ones they held before."""
+    pe_index, n_in = 1, 3 * CONFIG.max_rows_per_pe
+    dut = ActivationReadWriteUnit(config=CONFIG, pe_index=pe_index)
+    rows = CONFIG.max_rows_per_pe
+    new = [0 if k % 3 == 1 else k + 1 for k in range(rows)]
+    found = []
+
+    async def bench(ctx):
+        ctx.set(dut.select, 1)
+        for k in range(rows):
+            await write(ctx, dut.load, k, 99)                # stale
+        ctx.set(dut.n_in, n_in)
+        ctx.set(dut.limited, 1)
+        ctx.set(dut.limit, 0)
+        ctx.set(dut.cand.ready, 1)
+        ctx.set(dut.scan_start, 1)
+        await ctx.tick()
+        ctx.set(dut.scan_start, 0)
+        for k in range(rows):
+            await ctx.tick().repeat(3)
+            await write(ctx, dut.dst, k, new[k])
+            ctx.set(dut.limit, k + 1)
+        await ctx.tick()
+        ctx.set(dut.limited, 0)
+        await ctx.tick().repeat(8)
+        assert ctx.get(dut.scan_done)
+
+    async def monitor(ctx):
+        async for _, _, valid, ready, p in ctx.tick().sample(dut.cand.valid, dut.cand.ready, dut.cand.payload):
+            if valid and ready:
+                found.append((p.value, p.index))
+
+    simulate(dut, bench, monitors=[monitor], name="activation_rw_limit")
+    assert found == [(v, k * CONFIG.n_pe + pe_index) for k, v in enumerate(new) if v]
+
+
 def test_ping_pong_output_and_bias():
     dut = ActivationReadWriteUnit(config=CONFIG, pe_index=1, bias_init=[-5, 7])
     reads = []
 
     async def bench(ctx):
-        ctx.set(dut.select, 0)
         for k in range(CONFIG.max_rows_per_pe):
-            await write(ctx, dut.load, k, k + 1)          # source (file 0)
-            await write(ctx, dut.dst, k, -k - 1)          # destination (file 1)
+            ctx.set(dut.select, 0)
+            await write(ctx, dut.load, k, k + 1)          # input into the source (file 0)
+            ctx.set(dut.select, 1)
+            await write(ctx, dut.dst, k, -k - 1)          # write-back into the swapped source (file 1)
         await write(ctx, dut.bias_w, 2, -(2 ** 19))
         for select in (0, 1):
             ctx.set(dut.select, select)

@@ -47,15 +47,22 @@ def reference_rows(layer, x):
     return out
 
 
+def set_layer(ctx, dut, layer):
+    """The layer's codebook and parameters, for its compute and its write-back."""
+    ctx.set(dut.codebook, [int(c) for c in layer.codebook])
+    params = {"n_in": N_IN, "n_out": N_OUT, "ptr_base": 0, "bias_base": 0, "shift": layer.shift,
+              "relu": 0}
+    ctx.set(dut.layer, params)
+    ctx.set(dut.wb_layer, params)
+
+
 def run_pe(layer, x, tmp_path):
     images = load_images(write_images(QuantizedNetwork(layers=(layer,)), CONFIG, tmp_path / "img"))
     dut = ProcessingElement(config=CONFIG, pe_index=PE, images=images)
     macs, results = [], []
 
     async def bench(ctx):
-        ctx.set(dut.codebook, [int(c) for c in layer.codebook])
-        ctx.set(dut.layer, {"n_in": N_IN, "n_out": N_OUT, "ptr_base": 0, "bias_base": 0,
-                            "shift": layer.shift, "relu": 0})
+        set_layer(ctx, dut, layer)
         for j, a in enumerate(x):
             await stream_put(ctx, dut.act, {"value": int(a), "index": j})
         await ctx.tick().until(~dut.busy)
@@ -63,7 +70,6 @@ def run_pe(layer, x, tmp_path):
         await ctx.tick()
         ctx.set(dut.wb_start, 0)
         await ctx.tick().until(~dut.busy)
-        ctx.set(dut.select, 1)
         for r in range(len(range(PE, N_OUT, CONFIG.n_pe))):
             ctx.set(dut.out_addr, r)
             await ctx.tick().repeat(OUT_LATENCY)
@@ -94,6 +100,70 @@ def test_one_mac_per_cycle_and_exact_results(tmp_path, seed):
     assert macs[-1] - macs[0] + 1 == span, \
         f"seed {seed}: the PE idled with a non-empty queue (MACs {macs})"
     assert results == reference_rows(layer, x), f"seed {seed}"
+
+
+def test_write_back_overlaps_the_next_activations(tmp_path):
+    """Activations of the next layer are taken while the write-back sweeps (the control starts
+    the next layer at once), but no MAC enters the arithmetic unit before the sweep has issued
+    its last row, nor while ``hold`` is high (the codebook copy); both layers' results are
+    exact."""
+    seed = 5
+    layer = layer_for(seed, empty_columns=())
+    rng = random.Random(seed)
+    xs = [[rng.randint(-128, 127) or 1 for _ in range(N_IN)] for _ in range(2)]
+    images = load_images(write_images(QuantizedNetwork(layers=(layer,)), CONFIG, tmp_path / "img"))
+    dut = ProcessingElement(config=CONFIG, pe_index=PE, images=images)
+    rows = len(range(PE, N_OUT, CONFIG.n_pe))
+    events, results = [], []
+
+    async def read_rows(ctx):
+        got = []
+        for r in range(rows):
+            ctx.set(dut.out_addr, r)
+            await ctx.tick().repeat(OUT_LATENCY)
+            got.append(ctx.get(dut.out_data))
+        return got
+
+    async def bench(ctx):
+        set_layer(ctx, dut, layer)
+        for j, a in enumerate(xs[0]):
+            await stream_put(ctx, dut.act, {"value": a, "index": j})
+        await ctx.tick().until(~dut.busy)
+        for x in xs:
+            ctx.set(dut.wb_start, 1)
+            await ctx.tick()
+            ctx.set(dut.wb_start, 0)
+            if x is xs[0]:
+                for j, a in enumerate(xs[1]):      # the next layer, during the write-back
+                    await stream_put(ctx, dut.act, {"value": a, "index": j})
+                await ctx.tick().until(~dut.busy)
+                results.append(await read_rows(ctx))
+        await ctx.tick().until(~dut.busy)
+        results.append(await read_rows(ctx))
+
+    async def monitor(ctx):
+        cycle = 0
+        async for _, _, start, valid, ready, mac in ctx.tick().sample(dut.wb_start, dut.act.valid,
+                                                                      dut.act.ready, dut.mac):
+            events.append((cycle, start, valid and ready, mac))
+            cycle += 1
+
+    hold_cycles = 3 * rows
+
+    async def holder(ctx):
+        await ctx.tick().until(dut.wb_start)
+        ctx.set(dut.hold, 1)
+        await ctx.tick().repeat(hold_cycles)
+        ctx.set(dut.hold, 0)
+
+    simulate(dut, bench, monitors=[monitor, holder], name="pe_overlap")
+    assert results == [reference_rows(layer, x) for x in xs], f"seed {seed}"
+    wb = next(c for c, start, _, _ in events if start)
+    taken = [c for c, _, handshake, _ in events if handshake and c > wb]
+    macs = [c for c, _, _, mac in events if mac and c > wb]
+    assert taken[0] < wb + rows, "the next activations waited for the write-back"
+    assert macs[0] > wb + rows, "a MAC entered the arithmetic unit during the write-back sweep"
+    assert macs[0] > wb + hold_cycles, "a MAC entered the arithmetic unit while held"
 
 
 def test_empty_columns_and_zero_activations(tmp_path):

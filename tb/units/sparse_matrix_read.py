@@ -96,6 +96,7 @@ async def drive(bench, stimulus, *, config, **_):
         bench.set("w__data", word)
         await bench.step()
     bench.set("w__en", 0)
+    bench.set("hold", 0)
     source = StreamSource(bench, "job", [{"start": s, "end": e, "value": a} for s, e, a in stimulus["jobs"]],
                           pattern_of(stimulus["idle"], seed=1))
     want = len(reference(stimulus, config=config))
