@@ -55,7 +55,7 @@ from eie.sim.golden import golden_layers
 from eie.spec.config import EIEConfig
 from eie.spec.image import Images, encode_layer
 
-__all__ = ["HardwareTiming", "EIE_PADDED", "FOLDED_PADDING", "CURRENT_HARDWARE", "ColumnUnits",
+__all__ = ["HardwareTiming", "EIE_PADDED", "FOLDED_PADDING", "WB_OVERLAPPED", "CURRENT_HARDWARE", "ColumnUnits",
            "LayerTiming", "ModelResult", "column_work", "column_units", "layer_work_for", "layer_compute",
            "network_cycles", "model_cycles", "work_from_index", "work_for_index", "steady_state_ideal",
            "hardware_timing"]
@@ -145,9 +145,12 @@ EIE_PADDED = HardwareTiming()
 #: The PE with padding entries folded away and a queue of column jobs after the pointer read
 #: (validated exactly against commit 92fcf5b).
 FOLDED_PADDING = HardwareTiming(padding_cost=0, pe_queue="jobs", fetch="units")
-#: The hardware the model describes by default: the committed PE (92fcf5b, padding folded; the
-#: write-back not yet overlapped). Callers that can import the HDL use :func:`hardware_timing`.
-CURRENT_HARDWARE = FOLDED_PADDING
+#: The folded PE with the write-back overlapped with the next layer (validated exactly against
+#: the hardware of commit 5ddd0f7).
+WB_OVERLAPPED = FOLDED_PADDING.replace(wb_overlap=True)
+#: The hardware the model describes by default: the committed array (5ddd0f7: padding folded, the
+#: write-back overlapped). Callers that can import the HDL use :func:`hardware_timing`.
+CURRENT_HARDWARE = WB_OVERLAPPED
 
 
 def hardware_timing(sparse_matrix_read, accelerator=None) -> HardwareTiming:
