@@ -96,11 +96,12 @@ def compute_rates(report) -> tuple[float, float]:
 
 
 def free_run(build, cycles: int) -> dict:
+    from eie.tb.knobs import knob_plusargs
     from eie.tb.runner import run_cocotb
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "free.json"
         run_cocotb(build, "eie.tb.test_accelerator", "free_run",
-                   {"EIE_FREE_RUN_CYCLES": cycles, "EIE_CYCLES": out})
+                   plusargs=knob_plusargs(Path(tmp) / "knobs.json", free_run=cycles, cycles=out))
         return json.loads(out.read_text())
 
 

@@ -6,8 +6,10 @@ test and every later run of the same design reuses it: an unchanged design costs
 check, not a Verilator call. Builds are locked per key, so ``pytest -n 2`` workers that need the
 same design wait for one build instead of racing.
 
-Data reaches the cocotb process through environment variables (``extra_env``); see
-``tb/test_accelerator.py`` for the ones the accelerator testbench reads.
+A testbench's data and knobs reach the cocotb process as one JSON file named by a plus-argument
+(:mod:`eie.tb.knobs`; ``plusargs=`` of :func:`run_cocotb`); ``tb/test_accelerator.py`` lists the
+ones the accelerator testbench reads. ``extra_env`` is for the simulator process's environment
+only.
 
 Environment
 -----------

@@ -6,7 +6,7 @@ raises on the first difference with everything needed to find it: input vector, 
 the PE that owns the row (``row % n_pe``) and its local row, expected and received values and
 the cycle. :meth:`Scoreboard.finish` then requires every expected output to have arrived.
 
-Deliberate fault: ``inject_fault=True`` (the testbench sets it from ``EIE_INJECT_FAULT=1``)
+Deliberate fault: ``inject_fault=True`` (the testbench sets it from its ``inject_fault`` knob)
 changes one expected value, so a run that passes with the switch on proves the checker blind.
 """
 
@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Scoreboard", "inject_fault_enabled"]
-
-
-def inject_fault_enabled(environ) -> bool:
-    return environ.get("EIE_INJECT_FAULT", "0").strip() not in ("", "0")
+__all__ = ["Scoreboard"]
 
 
 class Scoreboard:
@@ -79,7 +75,7 @@ class Scoreboard:
         self.checked += 1
         want = int(self.expected[b, row])
         if int(got) != want:
-            fault = " [deliberate fault injected: EIE_INJECT_FAULT=1]" if self.fault == (b, row) else ""
+            fault = " [deliberate fault injected: inject_fault]" if self.fault == (b, row) else ""
             at = f" at cycle {cycle}" if cycle is not None else ""
             raise AssertionError(f"MISMATCH {self.describe(b, row)}: expected {want}, got "
                                  f"{int(got)}{at}{fault}{self.context}")

@@ -2,20 +2,20 @@
 
 :func:`simulate` builds the accelerator for the images' configuration (both the Verilog and
 the Verilator build are cached under ``build/``), runs the cocotb testbench in record mode
-(``tb/test_accelerator.py`` with ``EIE_MODE=run``) and returns the outputs and cycle counts.
+(``tb/test_accelerator.py`` in mode ``run``) and returns the outputs and cycle counts.
 :func:`verify` runs the same testbench in check mode against given expectations.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from eie.tb.knobs import knob_plusargs
 from eie.tb.runner import build_config, run_cocotb, write_preload
 
 __all__ = ["SimResult", "simulate", "verify", "verify_suite", "TEST_MODULE"]
@@ -46,7 +46,7 @@ def _images_and_dir(images):
 
 
 def _run(cases, *, config, mode, seed=0, backpressure="none", p_idle=0.0, inject_fault=False,
-         extra_env=None, preload=None) -> list[SimResult]:
+         extra_knobs=None, preload=None) -> list[SimResult]:
     """Run ``cases`` (``(images, x, expected or None)``) in one simulation, in order.
 
     ``preload`` (default: when there is one image set): the simulator fills the PEs' memories
@@ -76,23 +76,19 @@ def _run(cases, *, config, mode, seed=0, backpressure="none", p_idle=0.0, inject
         plusargs = []
         if preload:
             plusargs.append(write_preload(loaded[0][0], tmp / "preload"))
-        paths = {"EIE_IMAGES": [], "EIE_INPUTS": [], "EIE_OUTPUTS": [], "EIE_EXPECTED": []}
+        knobs = {"images": [], "inputs": [], "outputs": [], "expected": []}
         for k, (_, image_dir, x, expected) in enumerate(loaded):
-            paths["EIE_IMAGES"].append(str(image_dir.resolve()))
+            knobs["images"].append(image_dir)
             np.save(tmp / f"x{k}.npy", x.astype(np.int64))
-            paths["EIE_INPUTS"].append(str(tmp / f"x{k}.npy"))
-            paths["EIE_OUTPUTS"].append(str(tmp / f"y{k}.npy"))
+            knobs["inputs"].append(tmp / f"x{k}.npy")
+            knobs["outputs"].append(tmp / f"y{k}.npy")
             if expected is not None:
                 np.save(tmp / f"expected{k}.npy", np.asarray(expected, dtype=np.int64))
-                paths["EIE_EXPECTED"].append(str(tmp / f"expected{k}.npy"))
-        env = {name: os.pathsep.join(p) for name, p in paths.items() if p}
-        env.update({"EIE_MODE": mode, "EIE_CYCLES": str(tmp / "cycles.json"), "EIE_SEED": str(seed),
-                    "EIE_BACKPRESSURE": backpressure, "EIE_IDLE": str(p_idle)})
-        if inject_fault:  # else EIE_INJECT_FAULT from the environment applies to every run
-            env["EIE_INJECT_FAULT"] = "1"
-        env["EIE_PRELOADED"] = "1" if preload else "0"
-        env.update(extra_env or {})
-        run_cocotb(build, TEST_MODULE, "run_network", env, plusargs=plusargs)
+                knobs["expected"].append(tmp / f"expected{k}.npy")
+        knobs.update({"mode": mode, "cycles": tmp / "cycles.json", "seed": seed, "backpressure": backpressure,
+                      "idle": p_idle, "inject_fault": inject_fault, "preloaded": preload, **(extra_knobs or {})})
+        plusargs += knob_plusargs(tmp / "knobs.json", **knobs)
+        run_cocotb(build, TEST_MODULE, "run_network", plusargs=plusargs)
         summary = json.loads((tmp / "cycles.json").read_text())
         results = []
         for k, report in enumerate(summary["cases"]):
@@ -135,17 +131,17 @@ def simulate(images, x_int, *, config=None, seed: int = 0, backpressure: str = "
 
 
 def verify(images, x_int, expected=None, *, config=None, seed: int = 0, backpressure: str = "none",
-           p_idle: float = 0.0, inject_fault: bool = False, extra_env=None, preload: bool = True) -> SimResult:
+           p_idle: float = 0.0, inject_fault: bool = False, extra_knobs=None, preload: bool = True) -> SimResult:
     """Like :func:`simulate`, but the testbench's scoreboard checks every output against
     ``expected`` (default: the golden model) and raises :class:`eie.tb.runner.CocotbFailure` on the
     first mismatch."""
     return verify_suite([(images, x_int, expected)], config=config, seed=seed,
                         backpressure=backpressure, p_idle=p_idle, inject_fault=inject_fault,
-                        extra_env=extra_env, preload=preload)[0]
+                        extra_knobs=extra_knobs, preload=preload)[0]
 
 
 def verify_suite(cases, *, config=None, seed: int = 0, backpressure: str = "none",
-                 p_idle: float = 0.0, inject_fault: bool = False, extra_env=None,
+                 p_idle: float = 0.0, inject_fault: bool = False, extra_knobs=None,
                  preload: bool | None = None) -> list[SimResult]:
     """:func:`verify` of several ``(images, x_int, expected or None)`` in one simulation.
 
@@ -163,4 +159,4 @@ def verify_suite(cases, *, config=None, seed: int = 0, backpressure: str = "none
             expected = run_golden(images, np.atleast_2d(np.asarray(x_int)))
         checked.append((images, x_int, expected))
     return _run(checked, config=config, mode="check", seed=seed, backpressure=backpressure,
-                p_idle=p_idle, inject_fault=inject_fault, extra_env=extra_env, preload=preload)
+                p_idle=p_idle, inject_fault=inject_fault, extra_knobs=extra_knobs, preload=preload)

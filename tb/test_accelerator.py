@@ -1,34 +1,32 @@
-"""cocotb tests of the EIE accelerator (top level), configured through environment variables.
+"""cocotb tests of the EIE accelerator (top level).
 
 Run through :func:`eie.tb.runner.run_cocotb` (pytest: ``tests/test_rtl_accelerator.py``; Python API:
-:func:`eie.tb.sim_run.simulate`). Variables:
+:func:`eie.tb.sim_run.simulate`, which writes the knobs, :mod:`eie.tb.knobs`):
 
-==================== ===========================================================================
-``EIE_IMAGES``       image directory (required); loaded into the DUT through ``cfg``. Several
-                     directories (``os.pathsep``-separated) are loaded and run one after the
-                     other without a reset; the next three variables then list one path each.
-``EIE_INPUTS``       ``.npy`` of integer input activations, ``(batch, n_in)`` (required)
-``EIE_EXPECTED``     ``.npy`` of golden outputs, ``(batch, n_out)`` (required when checking)
-``EIE_MODE``         ``check`` (default): compare every output; ``run``: only record outputs
-``EIE_OUTPUTS``      where to write the RTL outputs as ``.npy`` (optional)
-``EIE_CYCLES``       where to write the measured cycles as JSON (optional): per image set
-                     (``cases``) the ``cycles``, ``layer_cycles`` (the last layer ends at its
-                     first output), ``output_phase`` (streaming the outputs) and
-                     ``compute_wall_seconds``/``compute_cpu_seconds`` (wall and simulator CPU
-                     time of the layers: the RTL running free from the last input to the first
-                     output) of every input,
-                     ``load_cycles``, ``load_wall_seconds`` and ``cfg_writes``; the simulated
-                     cycles, the wall time and the simulator process's CPU time
-``EIE_SEED``         seed of the back-pressure and idle patterns (default 0)
-``EIE_BACKPRESSURE`` ``none`` (default), ``random`` or ``random:P`` (``o.ready`` high with prob. P)
-``EIE_IDLE``         probability of an idle cycle before each ``cfg``/``i`` beat (default 0)
-``EIE_INJECT_FAULT`` ``1``: the scoreboard corrupts one expectation (first image set), so the
-                     test must fail
-``EIE_MAX_CYCLES``   per-input timeout in cycles (default: a bound from the images)
-``EIE_PRELOADED``    ``1``: the simulator initialised the PEs' memories from the (single) image
-                     set (``+eie_preload``, see :func:`eie.tb.runner.write_preload`); only the
-                     codebooks, the layer table and the layer count go through ``cfg``
-==================== ===========================================================================
+================ ===============================================================================
+``images``       image directories (required), loaded into the DUT through ``cfg`` one after the
+                 other without a reset; ``inputs``, ``expected`` and ``outputs`` list one path each
+``inputs``       ``.npy`` of integer input activations, ``(batch, n_in)`` (required)
+``expected``     ``.npy`` of golden outputs, ``(batch, n_out)`` (required when checking)
+``mode``         ``"check"`` (default): compare every output; ``"run"``: only record outputs
+``outputs``      where to write the RTL outputs as ``.npy`` (optional)
+``cycles``       where to write the measured cycles as JSON (optional): per image set
+                 (``cases``) the ``cycles``, ``layer_cycles`` (the last layer ends at its first
+                 output), ``output_phase`` (streaming the outputs) and
+                 ``compute_wall_seconds``/``compute_cpu_seconds`` (wall and simulator CPU time of
+                 the layers: the RTL running free from the last input to the first output) of
+                 every input, ``load_cycles``, ``load_wall_seconds`` and ``cfg_writes``; the
+                 simulated cycles, the wall time and the simulator process's CPU time
+``seed``         seed of the back-pressure and idle patterns (default 0)
+``backpressure`` ``"none"`` (default), ``"random"`` or ``"random:P"`` (``o.ready`` high with prob. P)
+``idle``         probability of an idle cycle before each ``cfg``/``i`` beat (default 0)
+``inject_fault`` the scoreboard corrupts one expectation (first image set), so the test must fail
+``max_cycles``   per-input timeout in cycles (default: a bound from the images)
+``preloaded``    the simulator initialised the PEs' memories from the (single) image set
+                 (``+eie_preload``, see :func:`eie.tb.runner.write_preload`); only the codebooks,
+                 the layer table and the layer count go through ``cfg``
+``free_run``     (test ``free_run``) the cycles to run
+================ ===============================================================================
 """
 
 from __future__ import annotations
@@ -42,16 +40,8 @@ import cocotb
 import numpy as np
 
 from eie.tb.driver import TB, ReadyPattern, cycle_now
-from eie.tb.scoreboard import Scoreboard, inject_fault_enabled
-
-
-def _env_path(name: str, required: bool = True) -> Path | None:
-    value = os.environ.get(name)
-    if not value:
-        if required:
-            raise RuntimeError(f"environment variable {name} is not set; see tb/test_accelerator.py")
-        return None
-    return Path(value)
+from eie.tb.knobs import read_knobs
+from eie.tb.scoreboard import Scoreboard
 
 
 def timeout_cycles(images, p_ready: float = 1.0) -> int:
@@ -77,16 +67,8 @@ def _save_npy(path: Path, array) -> None:
         np.save(f, array)
 
 
-def _env_paths(name: str, required: bool = True) -> list[Path]:
-    value = os.environ.get(name)
-    if not value:
-        if required:
-            raise RuntimeError(f"environment variable {name} is not set; see tb/test_accelerator.py")
-        return []
-    return [Path(p) for p in value.split(os.pathsep)]
-
-
-async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fault, preloaded=False):
+async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fault, preloaded=False,
+                   max_cycles=None):
     """Load one image set through ``cfg`` and run its input vectors; returns
     ``(outputs, report)``. With ``expected``, a scoreboard checks every output as it arrives."""
     cfg = images.config
@@ -100,7 +82,7 @@ async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fau
                                f"{images.path} need {(x.shape[0], n_out)}")
         scoreboard = Scoreboard(expected, n_pe=cfg.n_pe, layer=n_layers - 1,
                                 inject_fault=inject_fault, context=context)
-    max_cycles = int(os.environ.get("EIE_MAX_CYCLES") or timeout_cycles(images, pattern.p_ready))
+    max_cycles = int(max_cycles or timeout_cycles(images, pattern.p_ready))
     t0, wall0 = cycle_now(), time.monotonic()
     writes = await tb.load_images(images, preloaded=preloaded)
     load_cycles, load_wall = cycle_now() - t0, time.monotonic() - wall0
@@ -133,23 +115,23 @@ async def run_network(dut):
     from eie.spec.image import load_images
 
     t_wall, t_cpu = time.monotonic(), time.process_time()
-    image_dirs = _env_paths("EIE_IMAGES")
-    inputs = _env_paths("EIE_INPUTS")
-    mode = os.environ.get("EIE_MODE", "check")
+    knobs = read_knobs()
+    image_dirs = knobs.paths("images")
+    inputs = knobs.paths("inputs")
+    mode = knobs.get("mode", "check")
     if mode not in ("check", "run"):
-        raise RuntimeError(f"EIE_MODE must be 'check' or 'run', not {mode!r}")
-    expected = _env_paths("EIE_EXPECTED") if mode == "check" else [None] * len(image_dirs)
-    outputs_to = _env_paths("EIE_OUTPUTS", required=False)
-    for name, paths in (("EIE_INPUTS", inputs), ("EIE_EXPECTED", expected),
-                        ("EIE_OUTPUTS", outputs_to or image_dirs)):
+        raise RuntimeError(f"knob mode must be 'check' or 'run', not {mode!r}")
+    expected = knobs.paths("expected") if mode == "check" else [None] * len(image_dirs)
+    outputs_to = knobs.paths("outputs", required=False)
+    for name, paths in (("inputs", inputs), ("expected", expected), ("outputs", outputs_to or image_dirs)):
         if len(paths) != len(image_dirs):
-            raise RuntimeError(f"{name} lists {len(paths)} paths for {len(image_dirs)} image sets")
-    seed = int(os.environ.get("EIE_SEED", "0"))
-    pattern = ReadyPattern.parse(os.environ.get("EIE_BACKPRESSURE"), seed)
-    p_idle = float(os.environ.get("EIE_IDLE", "0"))
-    preloaded = os.environ.get("EIE_PRELOADED", "0") == "1"
+            raise RuntimeError(f"knob {name} lists {len(paths)} paths for {len(image_dirs)} image sets")
+    seed = int(knobs.get("seed", 0))
+    pattern = ReadyPattern.parse(knobs.get("backpressure"), seed)
+    p_idle = float(knobs.get("idle", 0.0))
+    preloaded = knobs.flag("preloaded")
     if preloaded and len(image_dirs) != 1:
-        raise RuntimeError(f"EIE_PRELOADED=1 takes one image set, not {len(image_dirs)}")
+        raise RuntimeError(f"a preloaded simulation takes one image set, not {len(image_dirs)}")
 
     tb = TB(dut, seed=seed, backpressure=pattern, p_idle=p_idle)
     await tb.start()
@@ -159,8 +141,8 @@ async def run_network(dut):
         x = np.atleast_2d(np.load(inputs[k]))
         want = None if expected[k] is None else np.load(expected[k])
         y, report = await run_case(tb, images, x, want, seed=seed, pattern=pattern, p_idle=p_idle,
-                                   inject_fault=inject_fault_enabled(os.environ) and k == 0,
-                                   preloaded=preloaded)
+                                   inject_fault=knobs.flag("inject_fault") and k == 0,
+                                   preloaded=preloaded, max_cycles=knobs.get("max_cycles"))
         if outputs_to:
             _write_atomic(outputs_to[k], lambda p, y=y: _save_npy(p, y))
         reports.append(report)
@@ -170,27 +152,30 @@ async def run_network(dut):
     dut._log.info("%d image set(s), %d inputs: %s; %d simulated cycles in %.2f s (%.0f cycles/s)",
                   len(image_dirs), n_inputs, "all outputs bit-exact" if mode == "check" else
                   "outputs recorded", simulated, wall, simulated / wall if wall else 0.0)
-    if (cyc_path := _env_path("EIE_CYCLES", required=False)) is not None:
+    if (cyc_path := knobs.path("cycles", required=False)) is not None:
         summary = {"cases": reports, "simulated_cycles": simulated, "wall_seconds": round(wall, 3),
                    "cpu_seconds": round(cpu, 3),
                    "seed": seed, "p_ready": pattern.p_ready, "p_idle": p_idle}
         _write_atomic(cyc_path, lambda p: p.write_text(json.dumps(summary) + "\n"))
 
 
-@cocotb.test(skip="EIE_FREE_RUN_CYCLES" not in os.environ)
+@cocotb.test()
 async def free_run(dut):
-    """Reset, then let the RTL run ``EIE_FREE_RUN_CYCLES`` cycles behind one timer (no Python
-    wake-up); writes ``{"cycles", "wall_seconds", "cpu_seconds"}`` to ``EIE_CYCLES``. Measures
-    the simulator alone (``benchmarks/sim_speed.py``)."""
+    """Reset, then let the RTL run ``free_run`` cycles behind one timer (no Python wake-up);
+    writes ``{"cycles", "wall_seconds", "cpu_seconds"}`` to ``cycles``. Measures the simulator
+    alone (``benchmarks/sim_speed.py``); without the knob it does nothing."""
     from cocotb.triggers import Timer
 
     from eie.tb.runner import CLOCK_PERIOD_NS
-    n = int(os.environ["EIE_FREE_RUN_CYCLES"])
+    knobs = read_knobs()
+    if "free_run" not in knobs:
+        return
+    n = int(knobs.get("free_run"))
     tb = TB(dut)
     await tb.start()
     wall, cpu = time.monotonic(), time.process_time()
     await Timer(n * CLOCK_PERIOD_NS, "ns")
     wall, cpu = time.monotonic() - wall, time.process_time() - cpu
-    if (path := _env_path("EIE_CYCLES", required=False)) is not None:
+    if (path := knobs.path("cycles", required=False)) is not None:
         _write_atomic(path, lambda p: p.write_text(json.dumps(
             {"cycles": n, "wall_seconds": round(wall, 4), "cpu_seconds": round(cpu, 4)}) + "\n"))
