@@ -356,6 +356,10 @@ def _hw_source_digest() -> str:
     return _sha(amaranth.__version__, *(f.name + f.read_text() for f in files))
 
 
+#: The sources' digest when this process loaded the runner (and with it ``eie.hw``).
+_LOADED_DIGEST = _hw_source_digest()
+
+
 def config_verilog(config, *, name: str = "eie_top") -> str:
     """Verilog of the accelerator for ``config`` (images loaded through ``cfg``) for Verilator,
     cached.
@@ -367,14 +371,21 @@ def config_verilog(config, *, name: str = "eie_top") -> str:
     :func:`write_preload`).
 
     The cache key is the full configuration (``queue_depth`` included: it changes the RTL)
-    and the source of ``hw/``, so an edit of the generator regenerates.
+    and the source of ``hw/``, so an edit of the generator regenerates. A process that loaded
+    ``hw/`` before it changed on disk refuses to generate (it would cache the old design under
+    the new key).
     """
     from eie.spec.ese import ESEConfig
-    key = _sha(json.dumps(config.to_dict(), sort_keys=True), name, _hw_source_digest(),
-               _SIM_VERILOG)[:20]
+    digest = _hw_source_digest()
+    key = _sha(json.dumps(config.to_dict(), sort_keys=True), name, digest, _SIM_VERILOG)[:20]
     path = build_root().parent / "verilog" / f"{name}-{key}.v"
     if path.is_file():
         return path.read_text()
+    if digest != _LOADED_DIGEST:
+        # This process loaded hw/ (or the spec) before it changed on disk: it would generate the
+        # old design, and store it under the new sources' key for every later process.
+        raise RuntimeError("hw/ or eie/spec changed on disk since this process loaded it; restart it to "
+                           "simulate the edited design")
     from eie.hw.generate import add_preload, generate_verilog, register_reset
     text = generate_verilog(config, images=None, name=name, zero_init=False)
     text = register_reset(text, name)
