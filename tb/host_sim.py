@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from eie.tb.knobs import knob_plusargs
-from eie.tb.runner import Build, _hw_source_digest, _sha, build_root, build_verilog, run_cocotb
+from eie.tb.runner import Build, build_verilog, cached_verilog, run_cocotb
 
 __all__ = ["host_top_verilog", "build_host_top", "run_host_link", "TEST_MODULE", "TOPLEVEL"]
 
@@ -22,22 +21,17 @@ def host_top_verilog(config, *, images=None, divisor: int, timeout: int) -> str:
     """Verilog of :class:`~eie.hw.host_link.HostLinkTop` (cached by configuration, images, divisor,
     timeout and the source of ``hw/``)."""
     from eie.hw.link_map import image_id
-    key = _sha(json.dumps(config.to_dict(), sort_keys=True), "" if images is None else image_id(images),
-               str(divisor), str(timeout), _hw_source_digest())[:20]
-    path = build_root().parent / "verilog" / f"{TOPLEVEL}-{key}.v"
-    if path.is_file():
-        return path.read_text()
-    from amaranth.back import verilog
 
-    from eie.hw.host_link import HostLinkTop
-    text = verilog.convert(HostLinkTop(config=config, images=images, divisor=divisor, timeout=timeout),
-                           name=TOPLEVEL, emit_src=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return text
+    def generate() -> str:
+        from amaranth.back import verilog
+
+        from eie.hw.host_link import HostLinkTop
+        return verilog.convert(HostLinkTop(config=config, images=images, divisor=divisor, timeout=timeout),
+                               name=TOPLEVEL, emit_src=False)
+
+    return cached_verilog(TOPLEVEL, [json.dumps(config.to_dict(), sort_keys=True),
+                                     "" if images is None else image_id(images), str(divisor), str(timeout)],
+                          generate)
 
 
 def build_host_top(config, *, images=None, divisor: int, timeout: int) -> Build:

@@ -376,21 +376,35 @@ def config_verilog(config, *, name: str = "eie_top") -> str:
     the new key).
     """
     from eie.spec.ese import ESEConfig
+
+    def generate() -> str:
+        from eie.hw.generate import add_preload, generate_verilog, register_reset
+        text = register_reset(generate_verilog(config, images=None, name=name, zero_init=False), name)
+        return text if isinstance(config, ESEConfig) else add_preload(text, name, n_pe=config.n_pe)
+
+    return cached_verilog(name, [json.dumps(config.to_dict(), sort_keys=True), _SIM_VERILOG], generate)
+
+
+def cached_verilog(name: str, key_parts, generate) -> str:
+    """The Verilog ``generate()`` makes, cached under ``build/verilog`` by ``name``, ``key_parts``
+    and the source of ``hw/`` and ``eie/spec``.
+
+    Raises
+    ------
+    RuntimeError
+        The Verilog is not cached and this process loaded ``hw/`` (or the spec) before it changed
+        on disk: it would generate the old design and cache it under the new sources' key for
+        every later process.
+    """
     digest = _hw_source_digest()
-    key = _sha(json.dumps(config.to_dict(), sort_keys=True), name, digest, _SIM_VERILOG)[:20]
+    key = _sha(*key_parts, name, digest)[:20]
     path = build_root().parent / "verilog" / f"{name}-{key}.v"
     if path.is_file():
         return path.read_text()
     if digest != _LOADED_DIGEST:
-        # This process loaded hw/ (or the spec) before it changed on disk: it would generate the
-        # old design, and store it under the new sources' key for every later process.
         raise RuntimeError("hw/ or eie/spec changed on disk since this process loaded it; restart it to "
                            "simulate the edited design")
-    from eie.hw.generate import add_preload, generate_verilog, register_reset
-    text = generate_verilog(config, images=None, name=name, zero_init=False)
-    text = register_reset(text, name)
-    if not isinstance(config, ESEConfig):
-        text = add_preload(text, name, n_pe=config.n_pe)
+    text = generate()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:

@@ -70,12 +70,14 @@ def test_end_to_end_bit_exact_at_the_line_rate(cases):
         # trips of LOAD_BEGIN and LOAD_END.
         line = fig["load_bytes"] * 10 * DIVISOR
         assert line <= fig["load_cycles"] <= line + 2000, fig
-        # The device's compute cycles are the RTL testbench's (same configuration and accelerator),
-        # less the wait for layer 0's codebook copy (2^weight_bits + 1 cycles from the first input),
-        # which the testbench's back-to-back inputs expose when n_in is shorter and the line hides.
+        # The device's compute cycles are the RTL testbench's (same configuration and accelerator):
+        # both count from the last input's handshake to the first output. Layer 0's codebook copy
+        # (2^weight_bits + 1 cycles from the first input) holds only the PEs' multiplies, so with
+        # these networks' 13 or more inputs it is hidden on both sides, behind the line's slow
+        # inputs and behind the testbench's back-to-back ones and the layer's start.
+        assert images.n_in >= 13
         reference = simulate(images, x).layer_cycles.sum(axis=1)
-        hidden = max(0, CONFIG.codebook_size + 1 - images.n_in)
-        np.testing.assert_array_equal(fig["run_cycles"], reference - hidden)
+        np.testing.assert_array_equal(fig["run_cycles"], reference)
 
 
 def test_protocol_errors_leave_a_defined_state(cases):
