@@ -66,6 +66,16 @@ class Bench:
             raise KeyError(f"the unit has no port {name!r}; it has {sorted(self.ports)}")
         return self.ports[name]
 
+    async def write_memory(self, port: str, values) -> None:
+        """Write ``values`` to addresses 0, 1, ... through the write port ``port`` (``en``,
+        ``addr``, ``data``), one per cycle; ``en`` is low afterwards."""
+        for addr, value in enumerate(values):
+            self.set(f"{port}__en", 1)
+            self.set(f"{port}__addr", addr)
+            self.set(f"{port}__data", value)
+            await self.step()
+        self.set(f"{port}__en", 0)
+
     @staticmethod
     def _to_python(shape, const):
         from amaranth.lib import data

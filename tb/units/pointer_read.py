@@ -41,12 +41,7 @@ def reference(stimulus, **_):
 
 
 async def drive(bench, stimulus, **_):
-    for addr, value in enumerate(stimulus["ptr"]):
-        bench.set("w__en", 1)
-        bench.set("w__addr", addr)
-        bench.set("w__data", value)
-        await bench.step()
-    bench.set("w__en", 0)
+    await bench.write_memory("w", stimulus["ptr"])
     out = []
     for k, batch in enumerate(stimulus["batches"]):
         bench.set("ptr_base", batch["base"])

@@ -90,12 +90,7 @@ def folder_cycles(v, jobs, *, entries_per_word):
 
 async def drive(bench, stimulus, *, config, **_):
     """``{"entries": [[v, z, first, act], ...], "cycles": [cycle of each entry]}``."""
-    for addr, word in enumerate(stimulus["words"]):
-        bench.set("w__en", 1)
-        bench.set("w__addr", addr)
-        bench.set("w__data", word)
-        await bench.step()
-    bench.set("w__en", 0)
+    await bench.write_memory("w", stimulus["words"])
     bench.set("hold", 0)
     source = StreamSource(bench, "job", [{"start": s, "end": e, "value": a} for s, e, a in stimulus["jobs"]],
                           pattern_of(stimulus["idle"], seed=1))
