@@ -50,6 +50,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -64,6 +65,10 @@ from eie.spec.config import EIEConfig
 from eie.spec.emit import write_images
 from eie.spec.image import load_images
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eie_report import hw_fingerprint  # noqa: E402  (the report keys RTL figures by the same sources)
+
+ROOT = Path(__file__).resolve().parents[1]
 console = Console(highlight=False, width=150)
 
 CONFIG = EIEConfig(n_pe=64, mat_depth=16384, ptr_bits=18, ptr_depth=32768, max_rows_per_pe=512,
@@ -105,7 +110,7 @@ def free_run(build, cycles: int) -> dict:
         return json.loads(out.read_text())
 
 
-def end_to_end(root: Path, images, x) -> Table:
+def end_to_end(root: Path, images, x) -> tuple[Table, dict]:
     from eie.tb.runner import build_config
     table = Table(title=f"Alex-7 shape {SHAPE[0]}x{SHAPE[1]}, {DENSITY:.0%} weights, "
                         f"{ACT_DENSITY:.1%} activations, 64 PEs, {x.shape[0]} inputs, bit-exact")
@@ -114,21 +119,28 @@ def end_to_end(root: Path, images, x) -> Table:
         table.add_column(col, justify="right")
     os.environ["EIE_BUILD_DIR"] = str(root / "cache")   # nothing cached
     runs = [("uncached", {}), ("cached", {}), ("cached, streamed through cfg", {"preload": False})]
+    figures = {"runs": {}}
     for name, kw in runs:
         result, wall = timed_simulate(images, x, **kw)
         rep = result.report
         rate, cpu_rate = compute_rates(rep)
         load = rep["cfg_writes"] / rep["load_wall_seconds"] if rep["load_wall_seconds"] else 0.0
-        built = "cached"
+        built, build_s = "cached", None
         if name == "uncached":   # the Verilator build's own stamp; the rest is Verilog generation
             stamp = json.loads((build_config(CONFIG).build_dir / "eie-build.json").read_text())
-            built = f"{stamp['seconds']:.1f} build"
+            built, build_s = f"{stamp['seconds']:.1f} build", stamp["seconds"]
         table.add_row(name, f"{wall:.1f}", built, f"{rep['wall_seconds']:.1f}", f"{rep['cfg_writes']:,}",
                       f"{load:,.0f}", f"{rate:,.0f}", f"{cpu_rate:,.0f}")
+        figures["runs"][name] = {"total_seconds": wall, "build_seconds": build_s,
+                                 "simulation_seconds": rep["wall_seconds"], "cfg_writes": rep["cfg_writes"],
+                                 "cfg_writes_per_second": load, "cycles_per_second": rate,
+                                 "cycles_per_cpu_second": cpu_rate}
     free = free_run(build_config(CONFIG), 50_000)
+    figures["free_running"] = {"cycles_per_second": free["cycles"] / free["wall_seconds"],
+                               "cycles_per_cpu_second": free["cycles"] / free["cpu_seconds"]}
     table.caption = (f"RTL free-running (one timer, no testbench): {free['cycles'] / free['wall_seconds']:,.0f} "
                      f"cycles/s, {free['cycles'] / free['cpu_seconds']:,.0f} cycles/CPU s")
-    return table
+    return table, figures
 
 
 def levers(root: Path, config: EIEConfig = CONFIG) -> Table:
@@ -153,6 +165,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=2, help="input vectors (default 2)")
     parser.add_argument("--levers", action="store_true", help="also build every lever off (~15 min)")
+    parser.add_argument("--json", type=Path, default=ROOT / "build" / "bench-report" / "sim-speed.json",
+                        help="where the figures go for the EIE report (benchmarks/eie_report.py)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="eie-simspeed-"))
     saved = os.environ.get("EIE_BUILD_DIR")
@@ -160,7 +174,13 @@ def main():
         images, x, gen_s = alex7(root, args.inputs)
         console.print(f"images and inputs: {gen_s:.1f} s; load average {os.getloadavg()[0]:.1f} on "
                       f"{os.cpu_count()} cores")
-        console.print(end_to_end(root, images, x))
+        table, figures = end_to_end(root, images, x)
+        console.print(table)
+        figures.update(shape=list(SHAPE), density=DENSITY, act_density=ACT_DENSITY, n_pe=CONFIG.n_pe,
+                       inputs=int(x.shape[0]), load_average=os.getloadavg()[0], cores=os.cpu_count(),
+                       hardware=hw_fingerprint())
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
         if args.levers:
             console.print(levers(root))
         console.print("Recorded when the levers were chosen (benchmarks/sim_speed.py):")

@@ -4,15 +4,22 @@ digits model on the iCEBreaker, from the project's own flow (`eie build`, YoWASP
 Each point is one `eie build` in its own process (nextpnr is single-threaded), two at a time. The
 ULX3S points use the reference memories of the timing targets (512 sparse-matrix words, 1,024
 pointers, 256 biases and 64 rows per PE, EIE's 16-bit activations and 4-bit indices), so that Fmax is
-compared at equal memories across PE counts; the clock target is the board's (150 MHz on the 85F) with
---allow-timing-fail, so every point reports the Fmax it reaches. Results go to build/synth-sweep/
-(one folder per point, report.md, results.json).
+compared at equal memories across PE counts; the clock target is the FPGA issue's 150 MHz (the
+board's default is lower) with --allow-timing-fail, so every point reports the Fmax it reaches.
+
+A point that nextpnr cannot place (it does not fit), or that runs past ``--timeout`` minutes (nextpnr
+is killed), still reports what Yosys synthesised (its cell counts from ``top.rpt``), marked as such.
+Each point's result is written to its folder (``point.json``) as soon as it ends, so that a sweep cut
+short keeps what it measured; ``--only-missing`` runs only the points without one. Results go to
+build/synth-sweep/ (one folder per point, report.md, results.json).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,17 +31,35 @@ EIE = str(Path(sys.executable).with_name("eie"))
 OUT = ROOT / "build" / "synth-sweep"
 
 
-def run_point(name: str, args: list[str]) -> dict:
+def run_point(name: str, args: list[str], timeout_min: float | None = None) -> dict:
+    """One ``eie build`` in its own process group (so that a time-out kills nextpnr too)."""
+    from eie.build import read_synthesis
     out = OUT / name
     cmd = [EIE, "build", "--out", str(out), "--json", "--allow-timing-fail", "--no-fit-check", *args]
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_min * 60 if timeout_min else None)
+        error = None if proc.returncode == 0 else (stderr.strip().splitlines() or ["(no message)"])[-1]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        error = f"stopped after {timeout_min:g} min (nextpnr had not finished)"
     seconds = time.monotonic() - t0
-    if proc.returncode != 0:
-        error = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-        return {"name": name, "args": args, "error": error, "seconds": round(seconds)}
-    report = json.loads(proc.stdout)
-    return {"name": name, "args": args, "seconds": round(seconds), **report}
+    if error is None:
+        result = {"name": name, "args": args, "seconds": round(seconds), **json.loads(stdout)}
+    else:
+        rpt = out / "build" / "top.rpt"
+        synthesis = read_synthesis(rpt) if rpt.is_file() else {}
+        result = {"name": name, "args": args, "error": error, "seconds": round(seconds), "synthesis": synthesis,
+                  "n_pe": _pes(args)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "point.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def _pes(args: list[str]) -> int | None:
+    return int(args[args.index("--pes") + 1]) if "--pes" in args else None
 
 
 def digits_images() -> Path:
@@ -61,7 +86,15 @@ def table(rows: list[dict]) -> str:
              "critical path | time |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['name']} | | | | | | | | {r['error']} | {r['seconds']} s |")
+            c = r.get("synthesis") or {}
+            if c:   # Yosys's cells: LUT4 plus two per carry cell (CCU2C / SB_CARRY sit beside LUTs on iCE40)
+                luts = c.get("LUT4", 0) + 2 * c.get("CCU2C", 0) or c.get("SB_LUT4", 0)
+                ffs = c.get("TRELLIS_FF", 0) or sum(v for k, v in c.items() if k.startswith("SB_DFF"))
+                lines.append(f"| {r['name']} | {r.get('n_pe') or ''} | | not placed | {luts:,} LUT4 (Yosys) | "
+                             f"{ffs:,} | {c.get('DP16KD', 0) or c.get('SB_RAM40_4K', 0)} | "
+                             f"{c.get('MULT18X18D', 0) or c.get('SB_MAC16', 0)} | {r['error']} | {r['seconds']} s |")
+            else:
+                lines.append(f"| {r['name']} | {r.get('n_pe') or ''} | | | | | | | {r['error']} | {r['seconds']} s |")
             continue
         u = r["utilisation"]
         path = r["critical_paths"][0] if r["critical_paths"] else {}
@@ -78,15 +111,27 @@ def main() -> int:
     parser.add_argument("--pes", default="1,4,8,16,32,64", help="PE counts on the ULX3S 85F")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-icebreaker", action="store_true")
+    parser.add_argument("--freq", type=float, default=150.0, help="clock target of the ULX3S points (MHz)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="MIN",
+                        help="stop a point after this many minutes and report its synthesis only")
+    parser.add_argument("--only-missing", action="store_true",
+                        help="run only the points without a point.json; report all")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     memories = ["--mat-depth", "512", "--ptr-depth", "1024", "--bias-depth", "256", "--max-rows-per-pe", "64"]
-    points = [(f"ulx3s-85f-pe{n}", ["--board", "ulx3s-85f", "--pes", str(n), *memories])
+    points = [(f"ulx3s-85f-pe{n}", ["--board", "ulx3s-85f", "--pes", str(n), "--freq", f"{args.freq:g}", *memories])
               for n in map(int, args.pes.split(","))]
     if not args.no_icebreaker:
         points.append(("icebreaker-digits", ["--board", "icebreaker", "--images", str(digits_images())]))
+
+    def point(p):
+        done = OUT / p[0] / "point.json"
+        if args.only_missing and done.is_file():
+            return json.loads(done.read_text())
+        return run_point(*p, timeout_min=args.timeout)
+
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda p: run_point(*p), points))
+        rows = list(pool.map(point, points))
     (OUT / "results.json").write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
     report = table(rows)
     (OUT / "report.md").write_text("# Synthesis sweep\n\n" + report + "\n")

