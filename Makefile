@@ -16,7 +16,7 @@ help:
 	@echo "make sim    - the built-in digits MLP, then the digits LSTM (ESE): train/load, compress, golden model, RTL"
 	@echo "make test   - the full test suite (unit, golden, cocotb on Verilator, synthesis smoke)"
 	@echo "make lint   - ruff"
-	@echo "make bench  - benchmarks (AlexNet-FC6-sized compression; RTL cycles vs ideal, queue sweep, Verilator speed at 4 and 64 PEs; models users bring; the ESE array on 8-32 PEs; the EIE report in build/bench-report/; ~1.5 h)"
+	@echo "make bench  - benchmarks (AlexNet-FC6-sized compression; Verilator speed at 64 PEs; models users bring; the ESE array on 8-32 PEs; the EIE report in build/bench-report/; ~1.5 h)"
 	@echo "make synth  - Yosys synthesis of the default array for ECP5"
 	@echo "make formal - every formal proof and its broken designs (SymbiYosys; the whole-array liveness check takes ~1 h)"
 	@echo "make soak   - 100,000 random cases through the naive reference, the golden model and the RTL (SEED=n for new ones)"
@@ -45,7 +45,6 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/compress_alexnet_fc6.py
-	$(BIN)/python benchmarks/rtl_performance.py
 	$(BIN)/python benchmarks/sim_speed.py
 	$(BIN)/python benchmarks/user_models.py
 	$(BIN)/python benchmarks/ese_performance.py

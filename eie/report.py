@@ -202,7 +202,7 @@ def rtl_report(images, run) -> dict:
         w = layer_work(images, l, layer_inputs[l])
         c = float(per_layer[:, l].mean())
         layers.append({"layer": l, "n_in": info.n_in, "n_out": info.n_out, "cycles": _r(c, 2),
-                       "busiest_pe_macs": _r(w.busiest, 2), "nonzero_inputs": _r(w.nonzero_inputs, 2),
+                       "busiest_pe_issue_cycles": _r(w.busiest, 2), "nonzero_inputs": _r(w.nonzero_inputs, 2),
                        "ideal_over_cycles": _r(w.ideal / c), "load_efficiency": _r(w.total / images.config.n_pe / c)})
     report = {"inputs": int(cycles.size), "outputs": int(run.outputs.size), "bit_exact": bool(run.bit_exact),
               "mismatches": int(bad.shape[0]), "n_pe": int(images.config.n_pe),
@@ -228,11 +228,13 @@ def print_rtl_report(report: dict, console: Console) -> None:
     c = report["cycles_per_input"]
     console.print(f"RTL: {report['inputs']} inputs on {report['n_pe']} PEs, cycles per input: mean {c['mean']:.1f}, "
                   f"min {c['min']}, max {c['max']} (of which streaming the outputs: {c['output_streaming']:.1f})")
-    table = Table(title="cycles per layer (mean over inputs); ideal = max(busiest PE's MACs, non-zero inputs)")
-    for col in ("layer", "shape", "cycles", "busiest PE MACs", "non-zero inputs", "ideal/cycles", "load efficiency"):
+    table = Table(title="cycles per layer (mean over inputs); ideal = max(busiest PE's issue cycles: one per MAC, "
+                        "padding folded; non-zero inputs: one broadcast per cycle)")
+    for col in ("layer", "shape", "cycles", "busiest PE issue cycles", "non-zero inputs", "ideal/cycles",
+                "load efficiency"):
         table.add_column(col, justify="right")
     for row in report["layers"]:
         table.add_row(str(row["layer"]), f"{row['n_in']}x{row['n_out']}", f"{row['cycles']:.1f}",
-                      f"{row['busiest_pe_macs']:.1f}", f"{row['nonzero_inputs']:.1f}",
+                      f"{row['busiest_pe_issue_cycles']:.1f}", f"{row['nonzero_inputs']:.1f}",
                       f"{row['ideal_over_cycles']:.2f}", f"{row['load_efficiency']:.2f}")
     console.print(table)

@@ -1,4 +1,5 @@
-"""Testbench knobs: what a cocotb test is told, in one JSON file named by a plus-argument.
+"""Testbench knobs: what a cocotb test is told, in one JSON file named by a plus-argument, and how
+it hands its results back (:func:`write_result_npy`, :func:`write_result_json`).
 
 The Python side writes the knobs with :func:`knob_plusargs` and hands the result to
 :func:`eie.tb.runner.run_cocotb` (``plusargs=``); the testbench reads them back with
@@ -10,9 +11,10 @@ in its testbench's docstring, and a missing required knob is an error that names
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-__all__ = ["PLUSARG", "Knobs", "knob_plusargs", "read_knobs"]
+__all__ = ["PLUSARG", "Knobs", "knob_plusargs", "read_knobs", "write_result_npy", "write_result_json"]
 
 #: The simulator plus-argument that names the knob file: ``+eie_knobs=/path/to/knobs.json``.
 PLUSARG = "eie_knobs"
@@ -82,3 +84,28 @@ def read_knobs() -> Knobs:
         return Knobs(json.loads(Path(where).read_text()), where)
     except (OSError, ValueError) as e:
         raise RuntimeError(f"cannot read the testbench knobs {where}: {e}") from None
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(tmp)`` then rename: a reader never sees half a result (the runner reads after the
+    simulator exits, but a killed or timed-out run must not leave a plausible partial file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_result_npy(path, array) -> None:
+    """Save ``array`` as ``.npy`` at exactly ``path`` (``np.save(path)`` would append ``.npy``)."""
+    import numpy as np
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    _write_atomic(path, save)
+
+
+def write_result_json(path, value) -> None:
+    """Write ``value`` as one line of JSON at ``path``."""
+    _write_atomic(path, lambda tmp: tmp.write_text(json.dumps(value) + "\n"))

@@ -31,16 +31,13 @@ Run through :func:`eie.tb.runner.run_cocotb` (pytest: ``tests/test_rtl_accelerat
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from pathlib import Path
 
 import cocotb
 import numpy as np
 
 from eie.tb.driver import TB, ReadyPattern, cycle_now
-from eie.tb.knobs import read_knobs
+from eie.tb.knobs import read_knobs, write_result_json, write_result_npy
 from eie.tb.scoreboard import Scoreboard
 
 
@@ -53,18 +50,6 @@ def timeout_cycles(images, p_ready: float = 1.0) -> int:
                   for p in range(images.config.n_pe)]
         work += max(per_pe) + info.n_in + info.n_out
     return int((8 * work + 2000) / p_ready)
-
-
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _save_npy(path: Path, array) -> None:
-    with open(path, "wb") as f:  # np.save(path) would append ".npy" to the temporary name
-        np.save(f, array)
 
 
 async def run_case(tb, images, x, expected, *, seed, pattern, p_idle, inject_fault, preloaded=False,
@@ -144,7 +129,7 @@ async def run_network(dut):
                                    inject_fault=knobs.flag("inject_fault") and k == 0,
                                    preloaded=preloaded, max_cycles=knobs.get("max_cycles"))
         if outputs_to:
-            _write_atomic(outputs_to[k], lambda p, y=y: _save_npy(p, y))
+            write_result_npy(outputs_to[k], y)
         reports.append(report)
         n_inputs += x.shape[0]
     wall, cpu = time.monotonic() - t_wall, time.process_time() - t_cpu
@@ -156,7 +141,7 @@ async def run_network(dut):
         summary = {"cases": reports, "simulated_cycles": simulated, "wall_seconds": round(wall, 3),
                    "cpu_seconds": round(cpu, 3),
                    "seed": seed, "p_ready": pattern.p_ready, "p_idle": p_idle}
-        _write_atomic(cyc_path, lambda p: p.write_text(json.dumps(summary) + "\n"))
+        write_result_json(cyc_path, summary)
 
 
 @cocotb.test()
@@ -177,5 +162,4 @@ async def free_run(dut):
     await Timer(n * CLOCK_PERIOD_NS, "ns")
     wall, cpu = time.monotonic() - wall, time.process_time() - cpu
     if (path := knobs.path("cycles", required=False)) is not None:
-        _write_atomic(path, lambda p: p.write_text(json.dumps(
-            {"cycles": n, "wall_seconds": round(wall, 4), "cpu_seconds": round(cpu, 4)}) + "\n"))
+        write_result_json(path, {"cycles": n, "wall_seconds": round(wall, 4), "cpu_seconds": round(cpu, 4)})

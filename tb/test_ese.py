@@ -23,7 +23,6 @@ Run through :func:`eie.tb.runner.run_cocotb` (pytest: ``tests/test_rtl_ese.py``;
 
 from __future__ import annotations
 
-import json
 import time
 
 import cocotb
@@ -31,9 +30,8 @@ import numpy as np
 
 from eie.tb.driver import ReadyPattern, cycle_now
 from eie.tb.ese_driver import ESETB
-from eie.tb.knobs import read_knobs
+from eie.tb.knobs import read_knobs, write_result_json, write_result_npy
 from eie.tb.scoreboard import Scoreboard
-from eie.tb.test_accelerator import _write_atomic
 
 
 class SequenceScoreboard(Scoreboard):
@@ -132,7 +130,7 @@ async def run_lstm(dut):
                                    inject_fault=knobs.flag("inject_fault") and k == 0, overlap=overlap,
                                    max_cycles=knobs.get("max_cycles"))
         if outputs_to:
-            _write_atomic(outputs_to[k], lambda p, y=y: np.save(open(p, "wb"), y))
+            write_result_npy(outputs_to[k], y)
         reports.append(report)
         n_sequences += x.shape[0]
     wall = time.monotonic() - t_wall
@@ -143,4 +141,4 @@ async def run_lstm(dut):
     if (cyc_path := knobs.path("cycles", required=False)) is not None:
         summary = {"cases": reports, "simulated_cycles": simulated, "wall_seconds": round(wall, 3), "seed": seed,
                    "p_ready": pattern.p_ready, "p_idle": p_idle, "overlap": overlap}
-        _write_atomic(cyc_path, lambda p: p.write_text(json.dumps(summary) + "\n"))
+        write_result_json(cyc_path, summary)
