@@ -9,6 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from eie.hw.activation_rw import OUT_LATENCY
+from eie.hw.codebook_loader import CodebookLoader
 from eie.hw.io_map import CONTROL_N_LAYERS, LAYER_STRIDE, LayerField, Space, cfg_layout
 from eie.hw.layouts import ConfiguredComponent, Widths, activation_layout, check_config, layer_layout
 from eie.hw.lnzd import LeadingNonZeroDetector
@@ -178,16 +179,11 @@ class EIEAccelerator(ConfiguredComponent):
                              port.addr.eq(cfg.addr), port.data.eq(cfg.data)]
 
         # Codebook SRAM and the shared codebook registers of the active layer.
-        m.submodules.codebook = cb_mem = Memory(
-            shape=signed(c.act_bits), depth=c.max_layers * cb_size,
-            init=[] if img is None else [int(x) for x in img.codebook.reshape(-1)])
-        cb_wr = cb_mem.write_port()
-        cb_rd = cb_mem.read_port()
-        m.d.comb += [cb_wr.en.eq(write_to(Space.CODEBOOK, c.max_layers * cb_size)),
-                     cb_wr.addr.eq(cfg.addr), cb_wr.data.eq(cfg.data)]
-        codebook = Signal(data.ArrayLayout(signed(c.act_bits), cb_size))
+        m.submodules.codebook = cb = CodebookLoader(config=c, init=None if img is None else img.codebook)
+        m.d.comb += [cb.w.en.eq(write_to(Space.CODEBOOK, c.max_layers * cb_size)),
+                     cb.w.addr.eq(cfg.addr), cb.w.data.eq(cfg.data)]
         for pe in pes:
-            m.d.comb += pe.codebook.eq(codebook)
+            m.d.comb += pe.codebook.eq(cb.codebook)
 
         # Layer table: one small SRAM per field, read at the current layer; ``current`` holds
         # the active layer's row, latched at set-up.
@@ -289,30 +285,19 @@ class EIEAccelerator(ConfiguredComponent):
             m.d.sync += last_popped.eq(current.n_out == 1)
 
         # --- central control ----------------------------------------------------------------
-        # Codebook copy engine: runs while the inputs stream in (layer 0) or during the
-        # previous layer's write-back, when no MAC uses the codebook registers.
-        copy_active = Signal()
-        copy_k = Signal(range(cb_size + 1))
-        copy_layer = Signal(w.layer)
-        copy_start = Signal()
-        copy_start_layer = Signal(w.layer)
-        # A copy never starts while one is active, so the shift enable of the (chip-wide)
-        # codebook registers depends on registered state only, not on the input handshake.
-        with m.If(copy_active):
-            m.d.sync += copy_k.eq(copy_k + 1)
-            with m.If(copy_k != 0):
-                m.d.sync += codebook.eq(Cat(codebook.as_value()[c.act_bits:], cb_rd.data))
-            with m.If(copy_k == cb_size):
-                m.d.sync += copy_active.eq(0)
-        with m.If(copy_start):
-            m.d.sync += [copy_active.eq(1), copy_k.eq(0), copy_layer.eq(copy_start_layer)]
+        # Codebook copy (the loader's engine): runs while the inputs stream in (layer 0) or during
+        # the previous layer's write-back, when no MAC uses the codebook registers. A copy never
+        # starts while one is active, so the shift enable of the (chip-wide) codebook registers
+        # depends on registered state only, not on the input handshake.
+        copy_active = cb.busy
+        copy_start = cb.start
+        copy_start_layer = cb.layer
         done = Signal()
         m.d.sync += done.eq(0)
         for pe in pes:
             m.d.comb += [pe.layer.eq(current), pe.wb_layer.eq(wb_layer), pe.select.eq(select),
                          pe.hold.eq(copy_active)]
-        m.d.comb += [self.layer.eq(layer_idx), self.done.eq(done),
-                     cb_rd.addr.eq(Cat(copy_k[:c.weight_bits], copy_layer))]
+        m.d.comb += [self.layer.eq(layer_idx), self.done.eq(done)]
 
         # Completion flags gather one bit from every PE across the chip, so they are registered:
         # they describe the previous cycle. ``settled`` is low in the first cycle of a wait

@@ -19,7 +19,8 @@ class CodebookLoader(ConfiguredComponent):
     ``start`` (with ``layer``) copies layer ``layer``'s ``2^weight_bits`` entries into ``codebook``,
     one per cycle after a one-cycle read: ``busy`` is high for ``2^weight_bits + 1`` cycles, during
     which ``codebook`` must not be used. ``w`` writes entry ``k`` of layer ``l`` at
-    ``l·2^weight_bits + k`` (I/O mode). The EIE array's central control has the same engine inline.
+    ``l·2^weight_bits + k`` (I/O mode). Both arrays' central control use it (``start`` must not
+    rise while ``busy``).
 
     Parameters
     ----------
