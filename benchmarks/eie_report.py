@@ -14,7 +14,11 @@ Writes ``build/bench-report/report.md`` with PNG plots beside it (``--out`` to c
   PE count 1..256 (EIE Fig. 9), from the model;
 * ESE's load-balance-aware pruning against plain magnitude pruning on the same layers (model);
 * the model against the RTL on small cases of every regression configuration (``--rtl-check``);
-* the digits model (model and RTL).
+* the digits model (model and RTL);
+* the Verilator speed that ``benchmarks/sim_speed.py`` measured (its ``sim-speed.json``).
+
+Every missed target (fewer cycles than EIE's actual, load efficiency ≥ 0.9, ≤ EIE's theory + 5 %,
+the simulation speeds) is listed with the figures that explain it, computed in the same run.
 
 Figures are printed and written, never asserted. Absolute CPU times appear only beside ratios
 measured in the same run. Everything is deterministic except the CPU timings.
