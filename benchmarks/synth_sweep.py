@@ -8,7 +8,8 @@ compared at equal memories across PE counts; the clock target is the FPGA issue'
 board's default is lower) with --allow-timing-fail, so every point reports the Fmax it reaches.
 
 A point that nextpnr cannot place (it does not fit), or that runs past ``--timeout`` minutes (nextpnr
-is killed), still reports what Yosys synthesised (its cell counts from ``top.rpt``), marked as such.
+is killed), still reports its utilisation: nextpnr's after packing (``top.tim``, logged before
+placement), else what Yosys synthesised (``top.rpt``), marked as such.
 Each point's result is written to its folder (``point.json``) as soon as it ends, so that a sweep cut
 short keeps what it measured; ``--only-missing`` runs only the points without one. Results go to
 build/synth-sweep/ (one folder per point, report.md, results.json).
@@ -33,7 +34,7 @@ OUT = ROOT / "build" / "synth-sweep"
 
 def run_point(name: str, args: list[str], timeout_min: float | None = None) -> dict:
     """One ``eie build`` in its own process group (so that a time-out kills nextpnr too)."""
-    from eie.build import read_synthesis
+    from eie.build import read_packing, read_synthesis
     out = OUT / name
     cmd = [EIE, "build", "--out", str(out), "--json", "--allow-timing-fail", "--no-fit-check", *args]
     t0 = time.monotonic()
@@ -49,10 +50,10 @@ def run_point(name: str, args: list[str], timeout_min: float | None = None) -> d
     if error is None:
         result = {"name": name, "args": args, "seconds": round(seconds), **json.loads(stdout)}
     else:
-        rpt = out / "build" / "top.rpt"
-        synthesis = read_synthesis(rpt) if rpt.is_file() else {}
-        result = {"name": name, "args": args, "error": error, "seconds": round(seconds), "synthesis": synthesis,
-                  "n_pe": _pes(args)}
+        rpt, tim = out / "build" / "top.rpt", out / "build" / "top.tim"
+        result = {"name": name, "args": args, "error": error, "seconds": round(seconds), "n_pe": _pes(args),
+                  "synthesis": read_synthesis(rpt) if rpt.is_file() else {},
+                  "packed": read_packing(tim) if tim.is_file() else {}}
     out.mkdir(parents=True, exist_ok=True)
     (out / "point.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
@@ -87,7 +88,13 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         if "error" in r:
             c = r.get("synthesis") or {}
-            if c:   # Yosys's cells: LUT4 plus two per carry cell (CCU2C / SB_CARRY sit beside LUTs on iCE40)
+            if r.get("packed"):     # nextpnr packed the design: its utilisation, before placement
+                u = r["packed"]
+                lines.append(f"| {r['name']} | {r.get('n_pe') or ''} | | not placed | "
+                             f"{_used(u, 'TRELLIS_COMB', 'ICESTORM_LC')} (packed) | {_used(u, 'TRELLIS_FF')} | "
+                             f"{_used(u, 'DP16KD', 'ICESTORM_RAM')} | {_used(u, 'MULT18X18D', 'ICESTORM_DSP')} | "
+                             f"{r['error']} | {r['seconds']} s |")
+            elif c:   # Yosys's cells: LUT4 plus two per carry cell (CCU2C / SB_CARRY sit beside LUTs on iCE40)
                 luts = c.get("LUT4", 0) + 2 * c.get("CCU2C", 0) or c.get("SB_LUT4", 0)
                 ffs = c.get("TRELLIS_FF", 0) or sum(v for k, v in c.items() if k.startswith("SB_DFF"))
                 lines.append(f"| {r['name']} | {r.get('n_pe') or ''} | | not placed | {luts:,} LUT4 (Yosys) | "
@@ -127,7 +134,12 @@ def main() -> int:
     def point(p):
         done = OUT / p[0] / "point.json"
         if args.only_missing and done.is_file():
-            return json.loads(done.read_text())
+            result = json.loads(done.read_text())
+            tim = OUT / p[0] / "build" / "top.tim"
+            if "error" in result and "packed" not in result and tim.is_file():   # a point.json of before
+                from eie.build import read_packing
+                result["packed"] = read_packing(tim)
+            return result
         return run_point(*p, timeout_min=args.timeout)
 
     with ThreadPoolExecutor(args.jobs) as pool:

