@@ -21,7 +21,7 @@ help:
 	@echo "make formal - every formal proof and its broken designs (SymbiYosys; the whole-array liveness check takes ~1 h)"
 	@echo "make soak   - 100,000 random cases through the naive reference, the golden model and the RTL (SEED=n for new ones)"
 	@echo "make regen-golden - rebuild the golden-output corpus (tests/corpus) and print what changed"
-	@echo "make bitstream [BOARD=ulx3s-85f|icebreaker|...] - the digits model on a board: sized, compressed, built"
+	@echo "make bitstream [BOARD=ulx3s-85f|icebreaker|...] [BOARD_PES=n] - the digits model on a board: sized (the most PEs that fit, or n), compressed, built"
 	@echo "make synth-sweep - Fmax and utilisation at 1..64 PEs on the ULX3S 85F and digits on the iCEBreaker (hours)"
 
 $(STAMP): pyproject.toml
@@ -52,7 +52,8 @@ bench: $(STAMP)
 
 bitstream: $(STAMP)
 	$(BIN)/eie digits --out $(OUT)/digits --no-rtl
-	$(BIN)/eie compress $(OUT)/digits/model.pt --data digits --board $(BOARD) --out $(OUT)/$(BOARD)/images
+	$(BIN)/eie compress $(OUT)/digits/model.pt --data digits --board $(BOARD) $(if $(BOARD_PES),--pes $(BOARD_PES)) \
+		--out $(OUT)/$(BOARD)/images
 	$(BIN)/eie build --board $(BOARD) --images $(OUT)/$(BOARD)/images --out $(OUT)/$(BOARD)/bitstream
 
 synth-sweep: $(STAMP)

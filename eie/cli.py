@@ -181,8 +181,8 @@ def main():
 @click.option("--retrain-epochs", type=int, default=None, help="Retraining epochs after each pruning step.")
 @click.option("--finetune-epochs", type=int, default=None, help="Centroid fine-tuning epochs (0: none).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--board", help="Size the array for this board (constraints/NAME.toml): the most PEs and the deepest "
-                              "memories that fit; hardware options give the widths.")
+@click.option("--board", help="Size the array for this board (constraints/NAME.toml): the most PEs (or --pes) and "
+                              "the deepest memories that fit; hardware options give the widths.")
 @json_option
 @hw_options
 @friendly
@@ -195,6 +195,7 @@ def compress(model, out, arch, data_file, calib_file, task, densities, target_de
     from eie.compress.pipeline import make_options, rich_progress
     from eie.report import print_compress_report, to_json
     out_console, log = _consoles(as_json)
+    board_pes = kw.get("n_pe") if board else None     # --pes with --board: that many PEs, sized for it
     config = config_from_options(kw)
     options = make_options(config, densities=densities, target_density=target_density, granularity=granularity,
                            block=block, balance=balance, kmeans_init=kmeans_init, dsd=dsd, seed=seed,
@@ -202,7 +203,8 @@ def compress(model, out, arch, data_file, calib_file, task, densities, target_de
     with rich_progress(log) as progress:
         outcome = flow.compress(model, data_file, calib_file, config=config, options=options, out=out,
                                 budget=budget, allow_loss=allow_loss, keep_sparsity=keep_sparsity, task=task,
-                                arch=arch, board=board, log=log.print, progress=progress)
+                                arch=arch, board=board, board_pes=board_pes, log=log.print,
+                                progress=progress)
     if as_json:
         click.echo(to_json(outcome.report))
         return

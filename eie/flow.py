@@ -280,8 +280,8 @@ def _describe_target(targets, i) -> str:
 
 def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, out=None,
              budget: float = DEFAULT_BUDGET, allow_loss: bool = False, keep_sparsity: bool | None = None,
-             task: str | None = None, arch: str | None = None, board: str | None = None, log: Log = _quiet,
-             progress=None) -> CompressOutcome:
+             task: str | None = None, arch: str | None = None, board: str | None = None,
+             board_pes: int | None = None, log: Log = _quiet, progress=None) -> CompressOutcome:
     """Compress ``model`` for ``config`` and write its images (see the module docstring).
 
     Parameters
@@ -312,6 +312,9 @@ def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, o
         Size the configuration for this board's device (``constraints/NAME.toml``): the most PEs,
         small memories fitted to the model's layers and the deepest sparse-matrix memory the block RAMs
         allow; ``config`` gives the widths.
+    board_pes : int, optional
+        With ``board``: exactly this many PEs instead of the most that fit (a
+        :class:`~eie.hw.fit.FitError` with the numbers when they do not).
     log : callable
         Receives one line of progress at a time.
     progress : callable, optional
@@ -357,7 +360,8 @@ def compress(model, data=None, calib=None, *, config: EIEConfig, options=None, o
         from eie.hw.boards import load_board
         from eie.hw.fit import plan, size_for_device
         device = load_board(board).device
-        config = size_for_device(device, base=config, shape=[(l.n_in, l.n_out) for l in spec.layers])
+        config = size_for_device(device, base=config, shape=[(l.n_in, l.n_out) for l in spec.layers],
+                                 n_pe=board_pes)
         needs = plan(config, device).needs
         log(f"board {board}: {config.n_pe} PEs, {config.mat_depth} sparse-matrix words per PE; needs "
             + ", ".join(f"{k} {v[0]:,} of {v[1]:,}" for k, v in needs.items()))

@@ -45,6 +45,27 @@ def test_compress_writes_verified_images_and_is_deterministic(tmp_path, small_mo
         assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
 
 
+def test_board_sizes_the_array_with_the_most_pes_or_the_ones_asked_for(tmp_path, small_model):
+    from eie.hw.boards import load_board
+    from eie.hw.fit import plan, size_for_device
+    path = save(tmp_path, small_model)
+    device = load_board("ulx3s-25f").device
+    most = size_for_device(device, shape=[(64, 24), (24, 10)]).n_pe
+    for pes, expect in ((None, most), (2, 2)):
+        out = tmp_path / f"img{pes}"
+        args = [] if pes is None else ["--pes", pes]
+        code, text = run("compress", path, "--out", out, "--board", "ulx3s-25f", *args, "--density", "0.3,0.5",
+                         *DIGITS, *FAST)
+        assert code == 0, text
+        config = load_images(out).config
+        assert config.n_pe == expect and plan(config, device).fits, (pes, config.n_pe)
+    assert most > 2
+    code, text = run("compress", path, "--out", tmp_path / "big", "--board", "ulx3s-25f", "--pes", most + 1,
+                     "--density", "0.3,0.5", *DIGITS, *FAST)
+    assert code == 1 and re.search(rf"^Error: {most + 1} PEs do not fit the device", text.strip()), text
+    assert not (tmp_path / "big").exists()
+
+
 def test_balanced_pruning_gives_every_pe_the_same_work(tmp_path, small_model):
     code, text = run("compress", save(tmp_path, small_model), "--out", tmp_path / "img", "--pes", 4,
                      "--density", "0.25,0.5", "--balance", "--index-bits", "8", *DIGITS, *FAST)
