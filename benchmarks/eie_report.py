@@ -204,10 +204,9 @@ def model_layer(work, x: np.ndarray, n_out: int, depth: int = DEPTH, timing: Har
 UNBOUNDED = 4096   # a queue depth that never fills on these layers (the model's "unbounded queue")
 
 
-def why_missed(data: LayerData, fig: dict, ours: float, eff: float) -> str:
-    """One line that says which target a layer misses and what, measured, limits it."""
-    layer = data.layer
-    work, x = data.work(N_PE, TIMING), data.inputs()
+def why_missed(layer: EIELayer, work, x: np.ndarray, fig: dict, ours: float, eff: float) -> str:
+    """One line that says which target a layer misses and what, measured, limits it (``work`` and
+    ``x`` are the layer's model input, ``fig`` its :func:`model_layer` figures)."""
     mean, busiest, inputs = fig["total"] / N_PE, fig["busiest"], fig["broadcasts"]
     deeper = {d: model_layer(work, x, layer.n_out, d) for d in (16, UNBOUNDED)}
     eff_at = {d: f["total"] / (N_PE * f["cycles"]) for d, f in deeper.items()}
@@ -287,12 +286,7 @@ def sim_speed_section(path: Path) -> str:
             + ("**Targets missed, and why:**\n\n" + "\n".join(verdict) if verdict
                else "Both simulation-speed targets are met.")
             + "\n\nWhat each lever gave when it was chosen (recorded in `benchmarks/sim_speed.py`; "
-            "`--levers` measures them again):\n\n```\n" + _levers_record() + "\n```\n")
-
-
-def _levers_record() -> str:
-    doc = (ROOT / "benchmarks" / "sim_speed.py").read_text().split('"""')[1]
-    return doc[doc.index("Measured on"):].strip()
+            "`--levers` measures them again):\n\n```\n" + f["levers_record"] + "\n```\n")
 
 
 # --- RTL runs ------------------------------------------------------------------------------------
@@ -545,10 +539,11 @@ def main():
 
     # 1. the nine layers at 64 PEs, model
     print("model: nine layers at 64 PEs", flush=True)
-    main_rows = {}
+    main_rows, main_work = {}, {}
     for name, data in datas.items():
         x = data.inputs()
         work = data.work(N_PE, TIMING)
+        main_work[name] = work, x
         fig = model_layer(work, x, data.layer.n_out)
         fig["ideal"] = float(np.mean([max(int((issue_cycles(work)[:, xb != 0]).sum(axis=1).max()),
                                           int(np.count_nonzero(xb))) for xb in x]))
@@ -613,7 +608,7 @@ def main():
             misses.append(f"{name}: {ours:,.0f} cycles, not fewer than EIE's actual "
                           f"{layer.eie_actual_cycles:,.0f}")
         if eff < 0.9 or ours > 1.05 * layer.eie_theory_cycles:
-            misses.append(why_missed(datas[name], fig, ours, eff))
+            misses.append(why_missed(layer, *main_work[name], fig, ours, eff))
     sections.append("## The nine EIE layers at 64 PEs\n\n"
                     f"Queue depth {DEPTH}, 4-bit weights and relative indices, uniform random weights at "
                     f"Table III's densities, {BATCH} random inputs at its activation densities (mean "

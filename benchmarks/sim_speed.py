@@ -70,6 +70,8 @@ from eie_report import hw_fingerprint  # noqa: E402  (the report keys RTL figure
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console(highlight=False, width=150)
+#: The docstring's record of what each lever gave (printed, and quoted by the EIE report).
+LEVERS_RECORD = __doc__[__doc__.index("Measured on"):].strip()
 
 CONFIG = EIEConfig(n_pe=64, mat_depth=16384, ptr_bits=18, ptr_depth=32768, max_rows_per_pe=512,
                    bias_depth=512, max_layers=1, queue_depth=8)
@@ -178,13 +180,13 @@ def main():
         console.print(table)
         figures.update(shape=list(SHAPE), density=DENSITY, act_density=ACT_DENSITY, n_pe=CONFIG.n_pe,
                        inputs=int(x.shape[0]), load_average=os.getloadavg()[0], cores=os.cpu_count(),
-                       hardware=hw_fingerprint())
+                       hardware=hw_fingerprint(), levers_record=LEVERS_RECORD)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
         if args.levers:
             console.print(levers(root))
         console.print("Recorded when the levers were chosen (benchmarks/sim_speed.py):")
-        console.print(__doc__[__doc__.index("Measured on"):].rstrip(), markup=False)
+        console.print(LEVERS_RECORD, markup=False)
     finally:
         if saved is None:
             os.environ.pop("EIE_BUILD_DIR", None)

@@ -86,31 +86,29 @@ def table(rows: list[dict]) -> str:
     lines = ["| point | PEs | target MHz | Fmax MHz | LUT (TRELLIS_COMB / ICESTORM_LC) | FF | block RAM | DSP | "
              "critical path | time |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        if "error" in r:
-            c = r.get("synthesis") or {}
-            if r.get("packed"):     # nextpnr packed the design: its utilisation, before placement
-                u = r["packed"]
-                lines.append(f"| {r['name']} | {r.get('n_pe') or ''} | | not placed | "
-                             f"{_used(u, 'TRELLIS_COMB', 'ICESTORM_LC')} (packed) | {_used(u, 'TRELLIS_FF')} | "
-                             f"{_used(u, 'DP16KD', 'ICESTORM_RAM')} | {_used(u, 'MULT18X18D', 'ICESTORM_DSP')} | "
-                             f"{r['error']} | {r['seconds']} s |")
-            elif c:   # Yosys's cells: LUT4 plus two per carry cell (CCU2C / SB_CARRY sit beside LUTs on iCE40)
-                luts = c.get("LUT4", 0) + 2 * c.get("CCU2C", 0) or c.get("SB_LUT4", 0)
-                ffs = c.get("TRELLIS_FF", 0) or sum(v for k, v in c.items() if k.startswith("SB_DFF"))
-                lines.append(f"| {r['name']} | {r.get('n_pe') or ''} | | not placed | {luts:,} LUT4 (Yosys) | "
-                             f"{ffs:,} | {c.get('DP16KD', 0) or c.get('SB_RAM40_4K', 0)} | "
-                             f"{c.get('MULT18X18D', 0) or c.get('SB_MAC16', 0)} | {r['error']} | {r['seconds']} s |")
-            else:
-                lines.append(f"| {r['name']} | {r.get('n_pe') or ''} | | | | | | | {r['error']} | {r['seconds']} s |")
-            continue
-        u = r["utilisation"]
-        path = r["critical_paths"][0] if r["critical_paths"] else {}
-        lines.append(f"| {r['name']} | {r['config']['n_pe']} | {r['clock']['target_mhz']:.0f} | "
-                     f"{r['clock']['achieved_mhz']:.1f} | {_used(u, 'TRELLIS_COMB', 'ICESTORM_LC')} | "
-                     f"{_used(u, 'TRELLIS_FF')} | {_used(u, 'DP16KD', 'ICESTORM_RAM')} | "
-                     f"{_used(u, 'MULT18X18D', 'ICESTORM_DSP')} | "
-                     f"{path.get('delay_ns', 0):.1f} ns to {path.get('end')} | {r['seconds']} s |")
+        if "error" not in r:
+            path = r["critical_paths"][0] if r["critical_paths"] else {}
+            cells = (r["config"]["n_pe"], f"{r['clock']['target_mhz']:.0f}", f"{r['clock']['achieved_mhz']:.1f}",
+                     *_resources(r["utilisation"]), f"{path.get('delay_ns', 0):.1f} ns to {path.get('end')}")
+        elif r.get("packed"):     # nextpnr packed the design: its utilisation, logged before placement
+            luts, ffs, brams, dsps = _resources(r["packed"])
+            cells = (r["n_pe"] or "", "", "not placed", f"{luts} (packed)", ffs, brams, dsps, r["error"])
+        elif c := r.get("synthesis"):   # Yosys's cells: LUT4 plus two per carry cell (CCU2C / SB_CARRY)
+            luts = c.get("LUT4", 0) + 2 * c.get("CCU2C", 0) or c.get("SB_LUT4", 0)
+            ffs = c.get("TRELLIS_FF", 0) or sum(v for k, v in c.items() if k.startswith("SB_DFF"))
+            cells = (r["n_pe"] or "", "", "not placed", f"{luts:,} LUT4 (Yosys)", f"{ffs:,}",
+                     c.get("DP16KD", 0) or c.get("SB_RAM40_4K", 0), c.get("MULT18X18D", 0) or c.get("SB_MAC16", 0),
+                     r["error"])
+        else:
+            cells = (r.get("n_pe") or "", "", "", "", "", "", "", r["error"])
+        lines.append("| " + " | ".join(map(str, (r["name"], *cells, f"{r['seconds']} s"))) + " |")
     return "\n".join(lines)
+
+
+def _resources(u: dict) -> tuple[str, str, str, str]:
+    """LUT, FF, block RAM and DSP columns of a nextpnr utilisation (either family)."""
+    return (_used(u, "TRELLIS_COMB", "ICESTORM_LC"), _used(u, "TRELLIS_FF"), _used(u, "DP16KD", "ICESTORM_RAM"),
+            _used(u, "MULT18X18D", "ICESTORM_DSP"))
 
 
 def main() -> int:
@@ -134,12 +132,7 @@ def main() -> int:
     def point(p):
         done = OUT / p[0] / "point.json"
         if args.only_missing and done.is_file():
-            result = json.loads(done.read_text())
-            tim = OUT / p[0] / "build" / "top.tim"
-            if "error" in result and "packed" not in result and tim.is_file():   # a point.json of before
-                from eie.build import read_packing
-                result["packed"] = read_packing(tim)
-            return result
+            return json.loads(done.read_text())
         return run_point(*p, timeout_min=args.timeout)
 
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -120,7 +120,7 @@ def read_synthesis(path: Path) -> dict[str, int]:
         if len(parts) == 2 and parts[0].isdigit() and parts[1] not in _NOT_CELLS and parts[1] == parts[1].upper() \
                 and not parts[1].startswith("$"):
             cells[parts[1]] = int(parts[0])
-        elif line.startswith(("End of script", "2.", "3.")) and cells:
+        elif cells and line and not line[0].isspace():    # the next pass's header: the totals ended
             break
     return cells
 

@@ -289,14 +289,11 @@ class EIEAccelerator(ConfiguredComponent):
         # the previous layer's write-back, when no MAC uses the codebook registers. A copy never
         # starts while one is active, so the shift enable of the (chip-wide) codebook registers
         # depends on registered state only, not on the input handshake.
-        copy_active = cb.busy
-        copy_start = cb.start
-        copy_start_layer = cb.layer
         done = Signal()
         m.d.sync += done.eq(0)
         for pe in pes:
             m.d.comb += [pe.layer.eq(current), pe.wb_layer.eq(wb_layer), pe.select.eq(select),
-                         pe.hold.eq(copy_active)]
+                         pe.hold.eq(cb.busy)]
         m.d.comb += [self.layer.eq(layer_idx), self.done.eq(done)]
 
         # Completion flags gather one bit from every PE across the chip, so they are registered:
@@ -329,7 +326,7 @@ class EIEAccelerator(ConfiguredComponent):
                     self.i.ready.eq((n_layers != 0) & ~self.cfg.valid & ~cfg_valid),
                 ]
                 with m.If(self.i.valid & self.i.ready):
-                    m.d.comb += [copy_start.eq(1), copy_start_layer.eq(0)]
+                    m.d.comb += [cb.start.eq(1), cb.layer.eq(0)]
                     with m.If(input_last):
                         m.next = "SETUP"
                     with m.Else():
@@ -356,11 +353,11 @@ class EIEAccelerator(ConfiguredComponent):
                 m.d.comb += [self.busy.eq(1), computing.eq(1)]
                 # (A layer without MACs can be quiet while its codebook is still being copied;
                 # the next copy starts only after this one.)
-                with m.If(settled & quiet_q & ~copy_active):
+                with m.If(settled & quiet_q & ~cb.busy):
                     m.next = "WB_START"
             with m.State("WB_START"):
-                m.d.comb += [self.busy.eq(1), copy_start.eq(layer_idx + 1 < n_layers),
-                             copy_start_layer.eq(layer_idx + 1)]
+                m.d.comb += [self.busy.eq(1), cb.start.eq(layer_idx + 1 < n_layers),
+                             cb.layer.eq(layer_idx + 1)]
                 for pe in pes:
                     m.d.comb += pe.wb_start.eq(1)
                 m.d.sync += [settled.eq(0), select.eq(~select), wb_layer.eq(current)]
