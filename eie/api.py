@@ -160,8 +160,8 @@ class Compressed:
         return prepared
 
 
-def compress_model(model, data=None, *, calib=None, pes: int = 4, config: EIEConfig | None = None,
-                   density=None, target_density: float | None = None, budget: float = 0.5,
+def compress_model(model, data=None, *, calib=None, pes: int | None = None, config: EIEConfig | None = None,
+                   board: str | None = None, density=None, target_density: float | None = None, budget: float = 0.5,
                    allow_loss: bool = False, keep_sparsity: bool | None = None, task: str | None = None,
                    arch: str | None = None, out=None, seed: int = 0, verbose: bool = False,
                    **options) -> Compressed:
@@ -180,10 +180,14 @@ def compress_model(model, data=None, *, calib=None, pes: int = 4, config: EIECon
     calib : optional
         Calibration inputs; alone (no ``data``), the compressed model is retrained and judged
         against the input model's own outputs.
-    pes : int
-        Processing elements (ignored when ``config`` is given).
+    pes : int, optional
+        Processing elements (default 4; ignored when ``config`` is given without ``board``).
     config : EIEConfig, optional
-        The full hardware configuration.
+        The full hardware configuration (with ``board``: its widths and queue depth).
+    board : str, optional
+        Size the array for this board (``constraints/NAME.toml``, as ``eie compress --board``): the
+        most PEs that fit, or ``pes`` of them, with memories sized for the model and the device;
+        :class:`~eie.FitError` with the numbers when the model does not fit.
     density : float or sequence of float, optional
         Fraction of the weights each layer keeps (one value applies to every layer).
     target_density : float, optional
@@ -215,7 +219,7 @@ def compress_model(model, data=None, *, calib=None, pes: int = 4, config: EIECon
     """
     from eie import flow
     from eie.compress.pipeline import CompressOptions
-    config = config if config is not None else EIEConfig(n_pe=pes)
+    config = config if config is not None else EIEConfig(**({} if pes is None else {"n_pe": pes}))
     known = {f.name for f in dataclasses.fields(CompressOptions)} - {"weight_bits", "index_bits", "densities",
                                                                       "target_density", "balance_pes", "seed"}
     unknown = sorted(set(options) - known - {"balance"})
@@ -230,7 +234,8 @@ def compress_model(model, data=None, *, calib=None, pes: int = 4, config: EIECon
                            balance_pes=config.n_pe if balance else None, seed=seed, **options)
     log = print if verbose else (lambda line: None)
     outcome = flow.compress(model, data, calib, config=config, options=opts, out=out, budget=budget,
-                            allow_loss=allow_loss, keep_sparsity=keep_sparsity, task=task, arch=arch, log=log)
+                            allow_loss=allow_loss, keep_sparsity=keep_sparsity, task=task, arch=arch, board=board,
+                            board_pes=pes if board is not None else None, log=log)
     return Compressed(outcome.images, outcome.report)
 
 

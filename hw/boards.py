@@ -25,8 +25,10 @@ class Device:
     """What an FPGA offers a configuration.
 
     ``bram`` counts block RAMs (ECP5 DP16KD of 18 Kbit, iCE40 EBR of 4 Kbit), ``dsp`` 18×18 (or
-    16×16) multipliers, ``spram`` iCE40 single-port RAMs of 256 Kbit; ``utilisation`` is the fraction
-    of the LUTs a plan may use, leaving headroom for routing.
+    16×16) multipliers, ``spram`` iCE40 single-port RAMs of 256 Kbit. ``utilisation`` is the fraction
+    of the LUTs a plan may use and ``bram_utilisation`` the fraction of the block RAMs the sizer may
+    fill: headroom for routing (a block RAM's neighbourhood is where the PE's wide read data and
+    address nets converge). A configuration given outright is checked against all of the block RAMs.
     """
 
     family: str
@@ -36,6 +38,18 @@ class Device:
     dsp: int
     spram: int = 0
     utilisation: float = 0.75
+    bram_utilisation: float = 1.0
+
+    def __post_init__(self):
+        for name in ("utilisation", "bram_utilisation"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ConfigError(f"{name} must be in (0, 1], not {value}")
+
+    @property
+    def bram_budget(self) -> int:
+        """The block RAMs the sizer may fill."""
+        return int(self.bram * self.bram_utilisation)
 
     @property
     def bram_bits(self) -> int:
@@ -114,11 +128,14 @@ def load_board(name: str) -> Board:
     family = _get(dev, "family", str, where)
     if family not in FAMILIES:
         raise ConfigError(f"{where}: family must be one of {', '.join(FAMILIES)}, not {family!r}")
-    device = Device(family=family, lut4=_get(dev, "lut4", int, where), ff=_get(dev, "ff", int, where),
-                    bram=_get(dev, "bram", int, where), dsp=_get(dev, "dsp", int, where),
-                    spram=_get(dev, "spram", int, where, 0), utilisation=_get(dev, "utilisation", float, where, 0.75))
-    if not 0 < device.utilisation <= 1:
-        raise ConfigError(f"{where}: utilisation must be in (0, 1], not {device.utilisation}")
+    try:
+        device = Device(family=family, lut4=_get(dev, "lut4", int, where), ff=_get(dev, "ff", int, where),
+                        bram=_get(dev, "bram", int, where), dsp=_get(dev, "dsp", int, where),
+                        spram=_get(dev, "spram", int, where, 0),
+                        utilisation=_get(dev, "utilisation", float, where, 0.75),
+                        bram_utilisation=_get(dev, "bram_utilisation", float, where, 1.0))
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
     clock = _get(tables["clock"], "target_mhz", float, f"{path.name} [clock]")
     uart = tables["uart"]
     leds = doc.get("leds", {})

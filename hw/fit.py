@@ -8,7 +8,9 @@ linear model fitted to the project's own synthesis sweep (``make synth-sweep``),
 compares all of it with a :class:`~eie.hw.boards.Device`.
 
 :func:`size_for_device` chooses a configuration for a device: the largest PE count whose array fits,
-then the deepest memories the block RAMs allow. The utilisation report of a real build is the final
+then the deepest memories the block RAMs allow, within the device's budgets for LUTs and block RAMs
+(:attr:`~eie.hw.boards.Device.utilisation`, :attr:`~eie.hw.boards.Device.bram_utilisation`), which leave
+headroom for routing. The utilisation report of a real build is the final
 word (``eie build`` checks it); this model chooses what to build.
 """
 
@@ -34,11 +36,13 @@ ASPECTS = {
 }
 
 #: LUT positions (nextpnr's TRELLIS_COMB: a LUT4, half a carry cell, half a distributed-RAM cell) per PE
-#: and for the shared control: Yosys ``synth_ecp5`` of the accelerator at 1, 2, 4, 8 and 16 PEs
-#: (default widths) gave 1,720 / 3,326 / 6,655 / 12,951 / 24,555 LUT4, with 113 CCU2C and 99
-#: TRELLIS_DPR16X4 more per PE: about 1,530 + 2·113 + 2·99 positions per PE.
-LUT_PER_PE = 1960
-LUT_BASE = 300
+#: and for the shared control, fitted to ``make synth-sweep`` on the ULX3S 85F (reference memories of
+#: 512 matrix words, 1,024 pointers and 64 rows per PE; nextpnr's count after packing, host link and
+#: board top included): 3,955 / 11,654 / 21,900 / 42,284 / 79,844 / 158,296 at 1 / 4 / 8 / 16 / 32 /
+#: 64 PEs. The model is within 3 % of each point and above the 1-, 32- and 64-PE ones; smaller
+#: configurations (the sized digits model's 20 PEs packed to 42,475, 2,080 per PE) take fewer.
+LUT_PER_PE = 2480
+LUT_BASE = 900
 #: The host link (UART, framing, CRC) and the board top.
 LUT_HOST_LINK = 600
 
@@ -59,7 +63,11 @@ class Memory:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a configuration needs on a device, per resource: ``{name: (needed, available)}``."""
+    """What a configuration needs on a device, per resource: ``{name: (needed, available)}``.
+
+    For LUTs and block RAMs, "available" is the part of the device a plan may use
+    (:attr:`~eie.hw.boards.Device.utilisation`, :attr:`~eie.hw.boards.Device.bram_utilisation`).
+    """
 
     config: EIEConfig
     device: Device
@@ -67,8 +75,11 @@ class Plan:
 
     @property
     def problems(self) -> list[str]:
-        return [f"{name} needs {need:,} but the device has {have:,}" for name, (need, have) in self.needs.items()
-                if need > have]
+        totals = {"block RAM": self.device.bram, "LUT4": self.device.lut4}
+        return [f"{name} needs {need:,} but the device has {have:,}"
+                + (f" ({have / totals[name]:.0%} of {totals[name]:,}; the rest is routing headroom)"
+                   if totals.get(name, have) > have else "")
+                for name, (need, have) in self.needs.items() if need > have]
 
     @property
     def fits(self) -> bool:
@@ -119,7 +130,7 @@ def plan(config: EIEConfig, device: Device) -> Plan:
     """The resources ``config`` needs on ``device``, next to what it has."""
     brams = sum(bram_blocks(m.depth, m.width, device.family) * m.copies for m in memories(config))
     luts = int(device.lut4 * device.utilisation)
-    return Plan(config, device, {"block RAM": (brams, device.bram), "multipliers": (config.n_pe, device.dsp),
+    return Plan(config, device, {"block RAM": (brams, device.bram_budget), "multipliers": (config.n_pe, device.dsp),
                                  "LUT4": (lut_estimate(config), luts)})
 
 
@@ -142,7 +153,8 @@ def size_for_device(device: Device, *, base: EIEConfig | None = None, n_pe: int 
     register files, accumulators) and the layer table are sized exactly for a network of layer
     ``shape`` (``[(n_in, n_out), ...]``) when it is given, else each gets the blocks its width needs
     at least; every memory is then as deep as its blocks hold. The sparse-matrix memory takes the block
-    RAMs left. With ``n_pe`` given, only that PE count is tried.
+    RAMs left in the device's budget (:attr:`~eie.hw.boards.Device.bram_budget`), so that images of a
+    larger network can be loaded at run time. With ``n_pe`` given, only that PE count is tried.
 
     Raises
     ------
@@ -161,8 +173,10 @@ def size_for_device(device: Device, *, base: EIEConfig | None = None, n_pe: int 
         if config is not None and last.fits:
             return config
     if last is None:
-        raise FitError(f"no PE count leaves block RAM for the sparse matrix on this device ({device.bram} block "
-                       f"RAMs); a smaller network or a larger device is needed")
+        budget = f"{device.bram} block RAMs" if device.bram_budget == device.bram else \
+            f"{device.bram_budget} of its {device.bram} block RAMs may be filled"
+        raise FitError(f"no PE count leaves block RAM for the sparse matrix on this device ({budget}); a smaller "
+                       f"network or a larger device is needed")
     last.check()
     raise AssertionError("unreachable")
 
@@ -194,7 +208,7 @@ def _sized(device: Device, base: EIEConfig, n: int, shape, mat_blocks: int | Non
                          max_layers=layers)
     used = sum(bram_blocks(m.depth, m.width, family) * m.copies for m in memories(fixed)
                if m.name != "sparse matrix")
-    mat = _deepest(base.word_bits, (device.bram - used) // n if mat_blocks is None else mat_blocks, family)
+    mat = _deepest(base.word_bits, (device.bram_budget - used) // n if mat_blocks is None else mat_blocks, family)
     if mat < 1:
         return None
     ptr_bits = max(base.ptr_bits, (mat * base.entries_per_word).bit_length())

@@ -36,6 +36,9 @@ def test_unknown_board_lists_the_known_ones():
      r"^bad\.toml \[device\]: family must be one of ecp5, ice40, not 'xc7'$"),
     ("[board]\nplatform='x:y'\n[clock]\ntarget_mhz='fast'\n[uart]\nresource='uart'\nbaud=9600\n[device]\n",
      r"^bad\.toml \[device\]: missing key 'family'$"),
+    ("[board]\nplatform='x:y'\n[clock]\ntarget_mhz=10\n[uart]\nresource='uart'\nbaud=9600\n[device]\nfamily='ecp5'\n"
+     "lut4=100\nff=100\nbram=4\ndsp=1\nbram_utilisation=1.5\n",
+     r"^bad\.toml \[device\]: bram_utilisation must be in \(0, 1\], not 1\.5$"),
 ])
 def test_malformed_board_files_are_named(tmp_path, monkeypatch, text, message):
     (tmp_path / "bad.toml").write_text(text)
@@ -72,7 +75,7 @@ def test_the_plan_names_every_resource_that_does_not_fit():
     assert not result.fits
     with pytest.raises(FitError, match=r"^4 PEs do not fit the device: block RAM needs \d+ but the device has 4; "
                                        r"multipliers needs 4 but the device has 2; LUT4 needs [\d,]+ but the device "
-                                       r"has 1,500; use fewer PEs"):
+                                       r"has 1,500 \(75% of 2,000; the rest is routing headroom\); use fewer PEs"):
         result.check()
 
 
@@ -85,6 +88,21 @@ def test_sizing_gives_the_most_pes_that_fit(name, shape):
     if config.n_pe < min(device.dsp, device.bram):
         with pytest.raises(FitError):
             size_for_device(device, shape=shape, n_pe=config.n_pe + 1)
+
+
+@pytest.mark.parametrize("name", ["ulx3s-85f", "ulx3s-25f", "icebreaker"])
+def test_sizing_fills_no_more_block_ram_than_the_budget(name):
+    device = load_board(name).device
+    for shape in (None, DIGITS):
+        config = size_for_device(device, shape=shape)
+        used = sum(bram_blocks(m.depth, m.width, device.family) * m.copies for m in memories(config))
+        assert used <= device.bram_budget, (shape, used, device.bram_budget)
+    half = Device(family="ecp5", lut4=83640, ff=83640, bram=208, dsp=156, utilisation=0.5, bram_utilisation=0.5)
+    whole = Device(family="ecp5", lut4=83640, ff=83640, bram=208, dsp=156, utilisation=0.5)
+    assert half.bram_budget == 104
+    n = size_for_device(half, shape=DIGITS).n_pe
+    deep = size_for_device(whole, shape=DIGITS, n_pe=n)
+    assert size_for_device(half, shape=DIGITS, n_pe=n).mat_depth < deep.mat_depth
 
 
 def test_sizing_for_a_network_holds_its_layers():

@@ -91,6 +91,24 @@ def test_a_density_target_never_revives_or_encodes_a_pruned_weight(pruned_mlp, t
             assert support.sum() == round(density * mask.size)
 
 
+def test_the_api_sizes_the_array_for_a_board_like_the_cli(digits, tmp_path):
+    from eie.hw.boards import load_board
+    from eie.hw.fit import plan, size_for_device
+    model = trained(nn.Sequential(nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10)), digits, epochs=5)
+    device = load_board("ulx3s-25f").device
+    most = size_for_device(device, shape=[(64, 48), (48, 10)])
+    result = eie.compress_model(model, data="digits", board="ulx3s-25f", density=0.3, allow_loss=True,
+                                out=tmp_path / "most", **FAST)
+    assert result.images.config == most and plan(most, device).fits
+    two = eie.compress_model(model, data="digits", board="ulx3s-25f", pes=2, density=0.3, allow_loss=True,
+                             out=tmp_path / "two", **FAST)
+    assert two.images.config.n_pe == 2 and two.images.config.mat_depth >= most.mat_depth
+    with pytest.raises(eie.FitError, match=rf"^{most.n_pe + 1} PEs do not fit the device: "):
+        eie.compress_model(model, data="digits", board="ulx3s-25f", pes=most.n_pe + 1, density=0.3,
+                           allow_loss=True, out=tmp_path / "big", **FAST)
+    assert not (tmp_path / "big").exists()
+
+
 def test_defaults_keep_a_dense_classifier_within_the_budget(digits, tmp_path):
     model = trained(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)), digits)
     result = eie.compress_model(model, data="digits", pes=4, out=tmp_path / "img", **FAST)
