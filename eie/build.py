@@ -235,7 +235,7 @@ def build(board_name: str, *, out, config: EIEConfig | None = None, images=None,
     if board.device.family == "ice40":
         options["synth_opts"] = "-dsp"
     log(f"build: {board.name}, {config.n_pe} PEs at {freq:g} MHz ({top.pll_setting.f_out:.3f} MHz from the PLL), "
-        f"Yosys + nextpnr + pack in {build_dir} ...")
+        f"Yosys + nextpnr + pack in {build_dir} (nextpnr's progress: tail -f {build_dir}/top.tim) ...")
     t0 = time.monotonic()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
