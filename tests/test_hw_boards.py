@@ -107,9 +107,9 @@ def test_sizing_fills_no_more_block_ram_than_the_budget(name):
 
 def test_sizing_for_a_network_holds_its_layers():
     device = load_board("ulx3s-85f").device
-    config = size_for_device(device, shape=DIGITS, n_pe=16)
-    assert config.max_rows_per_pe * 16 >= 300
-    assert config.bias_depth >= sum(-(-n_out // 16) for _, n_out in DIGITS)
+    config = size_for_device(device, shape=DIGITS, n_pe=7)
+    assert config.max_rows_per_pe * 7 >= 300
+    assert config.bias_depth >= sum(-(-n_out // 7) for _, n_out in DIGITS)
     assert config.ptr_depth >= sum(n_in + 1 for n_in, _ in DIGITS)
     assert config.mat_depth * config.entries_per_word < 2 ** config.ptr_bits
     names = [m.name for m in memories(config)]
