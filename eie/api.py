@@ -219,7 +219,8 @@ def compress_model(model, data=None, *, calib=None, pes: int | None = None, conf
     """
     from eie import flow
     from eie.compress.pipeline import CompressOptions
-    config = config if config is not None else EIEConfig(**({} if pes is None else {"n_pe": pes}))
+    if config is None:
+        config = EIEConfig() if pes is None else EIEConfig(n_pe=pes)
     known = {f.name for f in dataclasses.fields(CompressOptions)} - {"weight_bits", "index_bits", "densities",
                                                                       "target_density", "balance_pes", "seed"}
     unknown = sorted(set(options) - known - {"balance"})

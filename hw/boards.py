@@ -27,8 +27,7 @@ class Device:
     ``bram`` counts block RAMs (ECP5 DP16KD of 18 Kbit, iCE40 EBR of 4 Kbit), ``dsp`` 18×18 (or
     16×16) multipliers, ``spram`` iCE40 single-port RAMs of 256 Kbit. ``utilisation`` is the fraction
     of the LUTs a plan may use and ``bram_utilisation`` the fraction of the block RAMs the sizer may
-    fill: headroom for routing (a block RAM's neighbourhood is where the PE's wide read data and
-    address nets converge). A configuration given outright is checked against all of the block RAMs.
+    fill: headroom for routing. A plan (:func:`eie.hw.fit.plan`) is checked against both budgets.
     """
 
     family: str
@@ -47,8 +46,13 @@ class Device:
                 raise ConfigError(f"{name} must be in (0, 1], not {value}")
 
     @property
+    def lut_budget(self) -> int:
+        """The LUTs a plan may use."""
+        return int(self.lut4 * self.utilisation)
+
+    @property
     def bram_budget(self) -> int:
-        """The block RAMs the sizer may fill."""
+        """The block RAMs a plan may fill."""
         return int(self.bram * self.bram_utilisation)
 
     @property

@@ -128,10 +128,14 @@ def lut_estimate(config: EIEConfig, *, host_link: bool = True) -> int:
 
 def plan(config: EIEConfig, device: Device) -> Plan:
     """The resources ``config`` needs on ``device``, next to what it has."""
-    brams = sum(bram_blocks(m.depth, m.width, device.family) * m.copies for m in memories(config))
-    luts = int(device.lut4 * device.utilisation)
+    brams = _blocks(memories(config), device.family)
     return Plan(config, device, {"block RAM": (brams, device.bram_budget), "multipliers": (config.n_pe, device.dsp),
-                                 "LUT4": (lut_estimate(config), luts)})
+                                 "LUT4": (lut_estimate(config), device.lut_budget)})
+
+
+def _blocks(mems, family: str) -> int:
+    """Block RAMs all of ``mems`` take."""
+    return sum(bram_blocks(m.depth, m.width, family) * m.copies for m in mems)
 
 
 def _deepest(width: int, blocks: int, family: str) -> int:
@@ -206,8 +210,7 @@ def _sized(device: Device, base: EIEConfig, n: int, shape, mat_blocks: int | Non
     ptr = 2 * _fill(-(-ptrs // 2), base.ptr_bits, family)
     fixed = base.replace(n_pe=n, mat_depth=1, max_rows_per_pe=rows, bias_depth=bias, ptr_depth=ptr,
                          max_layers=layers)
-    used = sum(bram_blocks(m.depth, m.width, family) * m.copies for m in memories(fixed)
-               if m.name != "sparse matrix")
+    used = _blocks([m for m in memories(fixed) if m.name != "sparse matrix"], family)
     mat = _deepest(base.word_bits, (device.bram_budget - used) // n if mat_blocks is None else mat_blocks, family)
     if mat < 1:
         return None
